@@ -1,0 +1,155 @@
+/**
+ * `main.ts status`: asks every instance of the fleet for its status and
+ * says whether they all hold the same entries.
+ *
+ * @module
+ */
+
+import { dirname } from "node:path";
+import { GrapevineClient } from "../client.ts";
+import type { StatusReport } from "../http/status.ts";
+import { loadManifest, planInstances } from "../manifest.ts";
+import { type Command, intOption } from "./command.ts";
+import { manifestPath } from "./fleet.ts";
+
+/** One row of the fleet status. */
+export interface InstanceStatus {
+  readonly url: string;
+  readonly report?: StatusReport;
+  readonly error?: string;
+}
+
+/** Summary of a fleet status check. */
+export interface FleetStatus {
+  /** True when every instance answered and all digests are equal. */
+  readonly agree: boolean;
+  readonly instances: InstanceStatus[];
+}
+
+/** Queries every URL once. */
+export async function fleetStatus(urls: string[]): Promise<FleetStatus> {
+  const instances = await Promise.all(urls.map(async (url) => {
+    try {
+      const report = await new GrapevineClient(url, { timeoutMs: 3000 })
+        .status();
+      return { url, report };
+    } catch (error) {
+      return { url, error: (error as Error).message };
+    }
+  }));
+  const digests = new Set(instances.map((row) => row.report?.digest));
+  const agree = instances.every((row) => row.report) && digests.size === 1;
+  return { agree, instances };
+}
+
+function table(status: FleetStatus): string {
+  const rows = [[
+    "ID",
+    "REGION",
+    "URL",
+    "ENTRIES",
+    "DIGEST",
+    "LINKS",
+    "RUMORS",
+  ]];
+  for (const row of status.instances) {
+    const report = row.report;
+    rows.push(
+      report
+        ? [
+          report.id,
+          report.region,
+          row.url,
+          String(report.entries),
+          report.digest.slice(0, 12),
+          report.links.map((link) => link.peer).join(",") || "-",
+          String(report.rumors_active),
+        ]
+        : ["?", "?", row.url, "-", "unreachable", "-", "-"],
+    );
+  }
+  const widths = rows[0]!.map((_, column) =>
+    Math.max(...rows.map((row) => row[column]!.length))
+  );
+  return rows.map((row) =>
+    row.map((cell, column) => cell.padEnd(widths[column]!)).join("  ").trimEnd()
+  ).join("\n");
+}
+
+/** The `status` command. */
+export const statusCommand: Command = {
+  name: "status",
+  usage: "[options]",
+  summary:
+    "Show every instance's entry count, digest and links, and whether all instances agree. " +
+    "Exit code 0 when they agree, 1 when they do not or one is unreachable.",
+  options: {
+    manifest: {
+      type: "string",
+      value: "PATH",
+      help: "Fleet manifest listing the instances (default: deploy.yml)",
+    },
+    urls: {
+      type: "string",
+      value: "LIST",
+      help: "Comma-separated instance URLs, instead of the manifest",
+    },
+    size: {
+      type: "string",
+      value: "N",
+      help: "Fleet size, when the fleet was started with fleet --size N",
+    },
+    wait: {
+      type: "string",
+      value: "SECONDS",
+      help:
+        "Poll until all instances agree or SECONDS pass (default 0: ask once)",
+    },
+    json: { type: "boolean", help: "Print the reports as JSON" },
+  },
+  async run(args) {
+    let urls: string[];
+    if (typeof args.values.urls === "string") {
+      urls = args.values.urls.split(",").map((url) => url.trim()).filter(
+        Boolean,
+      );
+    } else {
+      const path = manifestPath(args);
+      const size = args.values.size === undefined
+        ? undefined
+        : intOption(args, "size", 5, 1, 500);
+      urls = planInstances(await loadManifest(path), dirname(path), size)
+        .map((instance) => instance.url);
+    }
+    const waitMs = intOption(args, "wait", 0, 0, 3600) * 1000;
+    const deadline = Date.now() + waitMs;
+    let status = await fleetStatus(urls);
+    while (!status.agree && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      status = await fleetStatus(urls);
+    }
+
+    if (args.values.json) {
+      console.log(JSON.stringify(status, null, 2));
+      return status.agree ? 0 : 1;
+    }
+    console.log(table(status));
+    const answered = status.instances.filter((row) => row.report);
+    if (status.agree) {
+      const report = answered[0]!.report!;
+      console.log(
+        `\nall ${answered.length} instances agree: ${report.entries} entries, digest ${
+          report.digest.slice(0, 12)
+        }`,
+      );
+      return 0;
+    }
+    const unreachable = status.instances.length - answered.length;
+    const digests = new Set(answered.map((row) => row.report!.digest)).size;
+    console.log(
+      `\ninstances disagree: ${digests} different digests among ${answered.length} answering` +
+        (unreachable ? `, ${unreachable} unreachable` : ""),
+    );
+    return 1;
+  },
+};

@@ -1,0 +1,519 @@
+/**
+ * Every setting of a Grapevine instance, with its meaning, unit and default.
+ *
+ * Each setting is defined once in {@link SETTINGS}; the zod schema, the
+ * `serve` command-line flags (`--gossip-interval-ms`), the environment
+ * variables (`GRAPEVINE_GOSSIP_INTERVAL_MS`) and the README table all come
+ * from that table. Presets change a few timing values from the LAN base for
+ * one machine (`local`) or for links between continents (`wan`).
+ *
+ * @module
+ */
+
+import { z } from "zod";
+import { NODE_ID_PATTERN } from "./protocol/messages.ts";
+
+type Kind = "string" | "int" | "number" | "list" | "enum";
+
+interface SettingSpec {
+  readonly kind: Kind;
+  readonly help: string;
+  readonly default: string | number | readonly string[] | undefined;
+  readonly min?: number;
+  readonly max?: number;
+  readonly choices?: readonly string[];
+}
+
+const SECOND = 1000;
+const DAY = 24 * 3600 * SECOND;
+
+/**
+ * The settings table. Defaults are the `lan` preset; see {@link PRESETS} for
+ * the others.
+ */
+export const SETTINGS = {
+  id: {
+    kind: "string",
+    default: undefined,
+    help:
+      "Instance id, unique in the fleet (letters, digits, _ . -). Default: the id stored in the KV file, or a new random one",
+  },
+  region: {
+    kind: "string",
+    default: "local",
+    help: "Region name, used to group instances",
+  },
+  host: {
+    kind: "string",
+    default: "127.0.0.1",
+    help: "Address to listen on",
+  },
+  port: {
+    kind: "int",
+    default: 8000,
+    min: 0,
+    max: 65535,
+    help: "TCP port to listen on; 0 picks a free port",
+  },
+  advertiseUrl: {
+    kind: "string",
+    default: "",
+    help:
+      "Base URL other instances dial to reach this one. Default: http://HOST:PORT. Set it to 'none' for an instance that cannot be dialled",
+  },
+  kvPath: {
+    kind: "string",
+    default: "",
+    help: "Path of the Deno KV file. Default: .grapevine/ID.kv",
+  },
+  seeds: {
+    kind: "list",
+    default: [],
+    help:
+      "Comma-separated base URLs of instances to join through, such as http://127.0.0.1:8001",
+  },
+  preset: {
+    kind: "enum",
+    default: "lan",
+    choices: ["local", "lan", "wan"],
+    help:
+      "Timing preset: local (one machine), lan (one data centre), wan (edge regions)",
+  },
+  fanout: {
+    kind: "int",
+    default: 3,
+    min: 1,
+    max: 32,
+    help: "Peers a rumor is pushed to in one gossip round",
+  },
+  retransmitMult: {
+    kind: "int",
+    default: 4,
+    min: 1,
+    max: 64,
+    help:
+      "A rumor is pushed at most this many times ceil(log10(members + 1)) before it is removed",
+  },
+  feedbackLimit: {
+    kind: "int",
+    default: 3,
+    min: 1,
+    max: 1000,
+    help:
+      "A rumor is removed once this many peers answered that they already had it",
+  },
+  gossipIntervalMs: {
+    kind: "int",
+    default: 200,
+    min: 10,
+    max: 60 * SECOND,
+    help:
+      "Milliseconds between gossip rounds that push rumors still infective; new rumors are pushed at once",
+  },
+  maxRumors: {
+    kind: "int",
+    default: 10_000,
+    min: 1,
+    max: 1_000_000,
+    help:
+      "Rumors held at once; past it the most shared is dropped and left to anti-entropy",
+  },
+  activeViewSize: {
+    kind: "int",
+    default: 4,
+    min: 1,
+    max: 64,
+    help: "WebSocket links an instance dials and keeps open",
+  },
+  maxLinks: {
+    kind: "int",
+    default: 16,
+    min: 1,
+    max: 1024,
+    help:
+      "Links an instance holds in all, inbound included; further inbound links are turned away",
+  },
+  shuffleIntervalMs: {
+    kind: "int",
+    default: 30 * SECOND,
+    min: 100,
+    max: DAY,
+    help:
+      "Milliseconds between reshuffles, each of which replaces one dialled link with a link to a random other instance",
+  },
+  keepaliveIntervalMs: {
+    kind: "int",
+    default: 2 * SECOND,
+    min: 50,
+    max: 600 * SECOND,
+    help: "Milliseconds between keepalive pings on an idle link",
+  },
+  linkTimeoutMs: {
+    kind: "int",
+    default: 8 * SECOND,
+    min: 100,
+    max: 3600 * SECOND,
+    help:
+      "A link that receives nothing for this many milliseconds is closed and redialled",
+  },
+  redialMinMs: {
+    kind: "int",
+    default: 250,
+    min: 10,
+    max: 600 * SECOND,
+    help: "First delay before redialling a failed instance, in milliseconds",
+  },
+  redialMaxMs: {
+    kind: "int",
+    default: 15 * SECOND,
+    min: 10,
+    max: 3600 * SECOND,
+    help:
+      "Largest redial delay in milliseconds; delays double up to it, with jitter",
+  },
+  antiEntropyIntervalMs: {
+    kind: "int",
+    default: 5 * SECOND,
+    min: 50,
+    max: DAY,
+    help:
+      "Milliseconds between anti-entropy rounds with one random peer, plus or minus the jitter",
+  },
+  antiEntropyJitter: {
+    kind: "number",
+    default: 0.25,
+    min: 0,
+    max: 1,
+    help:
+      "Fraction of the anti-entropy interval by which each round is moved at random",
+  },
+  syncTimeoutMs: {
+    kind: "int",
+    default: 5 * SECOND,
+    min: 50,
+    max: 600 * SECOND,
+    help: "An anti-entropy round not finished in this many milliseconds fails",
+  },
+  tombstoneTtlMs: {
+    kind: "int",
+    default: 7 * DAY,
+    min: 1000,
+    max: 3650 * DAY,
+    help:
+      "Milliseconds a delete marker is kept; an instance away longer than this resynchronises from scratch",
+  },
+  maxClockDriftMs: {
+    kind: "int",
+    default: 60 * SECOND,
+    min: 0,
+    max: DAY,
+    help:
+      "Remote versions more than this many milliseconds ahead of local time are rejected",
+  },
+  maxKeyBytes: {
+    kind: "int",
+    default: 512,
+    min: 1,
+    max: 1024,
+    help: "Largest key, in UTF-8 bytes",
+  },
+  maxValueBytes: {
+    kind: "int",
+    default: 60_000,
+    min: 1,
+    max: 63_000,
+    help:
+      "Largest value, in bytes of its JSON text; Deno KV holds at most 64 KiB per value",
+  },
+  maxFrameBytes: {
+    kind: "int",
+    default: 1024 * 1024,
+    min: 65_536,
+    max: 64 * 1024 * 1024,
+    help: "Largest WebSocket frame or HTTP body accepted, in bytes",
+  },
+  maxEntriesPerFrame: {
+    kind: "int",
+    default: 256,
+    min: 1,
+    max: 4096,
+    help: "Most entries carried by one gossip or anti-entropy frame",
+  },
+  maxBatchEntries: {
+    kind: "int",
+    default: 2000,
+    min: 1,
+    max: 100_000,
+    help: "Most keys one batch write over HTTP may set or delete",
+  },
+  logLevel: {
+    kind: "enum",
+    default: "info",
+    choices: ["debug", "info", "warn", "error"],
+    help: "Lowest level of log lines written",
+  },
+  logFormat: {
+    kind: "enum",
+    default: "json",
+    choices: ["json", "text"],
+    help: "Log line format: one JSON object per line, or text",
+  },
+} as const satisfies Record<string, SettingSpec>;
+
+/** Name of a setting. */
+export type SettingName = keyof typeof SETTINGS;
+
+/**
+ * Timing presets. Each changes a few settings from the `lan` defaults; the
+ * comment on each value gives the reason.
+ */
+export const PRESETS: Record<
+  "local" | "lan" | "wan",
+  Partial<Record<SettingName, number>>
+> = {
+  // One machine: loopback round trips are well under a millisecond, so
+  // rounds can be short and failures are noticed quickly.
+  local: {
+    gossipIntervalMs: 100, // memberlist's local preset gossips every 100 ms
+    antiEntropyIntervalMs: 2 * SECOND, // cheap on loopback; repairs show fast
+    shuffleIntervalMs: 10 * SECOND, // a small fleet reshuffles visibly
+    keepaliveIntervalMs: SECOND,
+    linkTimeoutMs: 4 * SECOND,
+  },
+  lan: {},
+  // Edge regions: round trips of 50 to 300 ms and more packet loss, so
+  // rounds are longer and timeouts wider to avoid false failures.
+  wan: {
+    gossipIntervalMs: 500, // memberlist's WAN preset gossips every 500 ms
+    antiEntropyIntervalMs: 15 * SECOND, // each round costs a few round trips
+    shuffleIntervalMs: 60 * SECOND,
+    keepaliveIntervalMs: 5 * SECOND,
+    linkTimeoutMs: 20 * SECOND,
+    syncTimeoutMs: 15 * SECOND,
+  },
+};
+
+function fieldSchema(spec: SettingSpec): z.ZodType {
+  switch (spec.kind) {
+    case "string":
+      return z.string();
+    case "int":
+      return z.int().min(spec.min ?? 0).max(
+        spec.max ?? Number.MAX_SAFE_INTEGER,
+      );
+    case "number":
+      return z.number().min(spec.min ?? 0).max(
+        spec.max ?? Number.MAX_SAFE_INTEGER,
+      );
+    case "list":
+      return z.array(z.string());
+    case "enum":
+      return z.enum(spec.choices as [string, ...string[]]);
+  }
+}
+
+/** All settings after validation. */
+export type Settings = {
+  -readonly [K in SettingName]: (typeof SETTINGS)[K]["kind"] extends "list"
+    ? string[]
+    : (typeof SETTINGS)[K]["kind"] extends "int" | "number" ? number
+    : K extends "id" ? string | undefined
+    : K extends "preset" ? "local" | "lan" | "wan"
+    : K extends "logLevel" ? "debug" | "info" | "warn" | "error"
+    : K extends "logFormat" ? "json" | "text"
+    : string;
+};
+
+const SettingsSchema = z.object(
+  Object.fromEntries(
+    Object.entries(SETTINGS).map(([name, spec]) => [
+      name,
+      name === "id" ? fieldSchema(spec).optional() : fieldSchema(spec),
+    ]),
+  ),
+).superRefine((value, context) => {
+  const settings = value as Settings;
+  if (settings.id !== undefined && !NODE_ID_PATTERN.test(settings.id)) {
+    context.addIssue({
+      code: "custom",
+      path: ["id"],
+      message:
+        "must be 1 to 64 letters, digits, _ . or -, starting with a letter or digit",
+    });
+  }
+  if (settings.redialMinMs > settings.redialMaxMs) {
+    context.addIssue({
+      code: "custom",
+      path: ["redialMinMs"],
+      message: "must not be greater than redialMaxMs",
+    });
+  }
+  if (settings.activeViewSize > settings.maxLinks) {
+    context.addIssue({
+      code: "custom",
+      path: ["activeViewSize"],
+      message: "must not be greater than maxLinks",
+    });
+  }
+  for (const [index, seed] of settings.seeds.entries()) {
+    if (!isHttpUrl(seed)) {
+      context.addIssue({
+        code: "custom",
+        path: ["seeds", index],
+        message: `${JSON.stringify(seed)} is not an http:// or https:// URL`,
+      });
+    }
+  }
+  if (
+    settings.advertiseUrl !== "" && settings.advertiseUrl !== "none" &&
+    !isHttpUrl(settings.advertiseUrl)
+  ) {
+    context.addIssue({
+      code: "custom",
+      path: ["advertiseUrl"],
+      message: "must be an http:// or https:// URL, or 'none'",
+    });
+  }
+});
+
+function isHttpUrl(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return url.protocol === "http:" || url.protocol === "https:";
+  } catch {
+    return false;
+  }
+}
+
+/** Raised when settings are invalid; the message names every bad field. */
+export class SettingsError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "SettingsError";
+  }
+}
+
+/** Returns the default settings of a preset. */
+export function defaultSettings(
+  preset: Settings["preset"] = "lan",
+): Settings {
+  const settings = Object.fromEntries(
+    Object.entries(SETTINGS).map((
+      [name, spec],
+    ) => [name, structuredClone(spec.default)]),
+  ) as unknown as Settings;
+  settings.preset = preset;
+  Object.assign(settings, PRESETS[preset]);
+  return settings;
+}
+
+/**
+ * Builds settings from the defaults of the chosen preset, overridden by
+ * `overrides`, and validates them.
+ *
+ * @throws {SettingsError} naming each invalid field and what it expects.
+ *
+ * @example
+ * ```ts
+ * import { resolveSettings } from "./config.ts";
+ * const settings = resolveSettings({ preset: "local", port: 8001 });
+ * settings.gossipIntervalMs; // 100
+ * ```
+ */
+export function resolveSettings(overrides: Partial<Settings>): Settings {
+  const preset = overrides.preset ?? "lan";
+  if (!(preset in PRESETS)) {
+    throw new SettingsError(
+      `Invalid setting preset: ${
+        JSON.stringify(preset)
+      }; expected local, lan or wan`,
+    );
+  }
+  const merged = { ...defaultSettings(preset), ...dropUndefined(overrides) };
+  const parsed = SettingsSchema.safeParse(merged);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) =>
+      `${issue.path.join(".")}: ${issue.message}`
+    );
+    throw new SettingsError(`Invalid settings:\n  ${lines.join("\n  ")}`);
+  }
+  return parsed.data as Settings;
+}
+
+function dropUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(
+    Object.entries(value).filter(([, item]) => item !== undefined),
+  ) as Partial<T>;
+}
+
+/** Returns the command-line flag of a setting: `gossipIntervalMs` → `gossip-interval-ms`. */
+export function flagName(name: SettingName): string {
+  return name.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
+}
+
+/** Returns the environment variable of a setting: `GRAPEVINE_GOSSIP_INTERVAL_MS`. */
+export function envName(name: SettingName): string {
+  return `GRAPEVINE_${flagName(name).replaceAll("-", "_").toUpperCase()}`;
+}
+
+/**
+ * Converts raw text values (from flags or environment variables) to typed
+ * settings overrides.
+ *
+ * @throws {SettingsError} when a number or list cannot be parsed.
+ */
+export function parseRawSettings(
+  raw: Partial<Record<SettingName, string>>,
+  source: (name: SettingName) => string,
+): Partial<Settings> {
+  const result: Record<string, unknown> = {};
+  for (const [name, text] of Object.entries(raw)) {
+    if (text === undefined) continue;
+    const spec = SETTINGS[name as SettingName] as SettingSpec;
+    switch (spec.kind) {
+      case "int":
+      case "number": {
+        const number = Number(text);
+        if (text.trim() === "" || !Number.isFinite(number)) {
+          throw new SettingsError(
+            `Invalid ${source(name as SettingName)}: ${
+              JSON.stringify(text)
+            } is not a number`,
+          );
+        }
+        result[name] = number;
+        break;
+      }
+      case "list":
+        result[name] = text.split(",").map((item) => item.trim()).filter(
+          (item) => item !== "",
+        );
+        break;
+      default:
+        result[name] = text;
+    }
+  }
+  return result as Partial<Settings>;
+}
+
+/** Reads every `GRAPEVINE_*` setting from the environment. */
+export function settingsFromEnv(
+  env: Record<string, string> = Deno.env.toObject(),
+): Partial<Settings> {
+  const raw: Partial<Record<SettingName, string>> = {};
+  for (const name of Object.keys(SETTINGS) as SettingName[]) {
+    const value = env[envName(name)];
+    if (value !== undefined) raw[name] = value;
+  }
+  return parseRawSettings(raw, envName);
+}
+
+/**
+ * Returns the rumor share limit for a fleet of `members` instances:
+ * `retransmitMult × ceil(log10(members + 1))`, as memberlist computes its
+ * retransmit limit. With the default of 4 that is 8 pushes below 100
+ * members and 12 below 1000.
+ */
+export function shareLimit(retransmitMult: number, members: number): number {
+  return retransmitMult * Math.max(1, Math.ceil(Math.log10(members + 1)));
+}

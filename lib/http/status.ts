@@ -1,0 +1,74 @@
+/**
+ * The status report of `GET /v1/status`.
+ *
+ * @module
+ */
+
+import { formatVersion } from "../protocol/clock.ts";
+import type { MemberState } from "../protocol/membership.ts";
+import { PROTOCOL_VERSION } from "../protocol/messages.ts";
+import type { GossipNode } from "../protocol/node.ts";
+
+/** What `GET /v1/status` returns. */
+export interface StatusReport {
+  id: string;
+  region: string;
+  url: string | null;
+  protocol: number;
+  /** Live entries: keys with a value. */
+  entries: number;
+  tombstones: number;
+  /** Hash of every entry, tombstones included; equal on two instances exactly when they hold the same entries. */
+  digest: string;
+  clock: string;
+  rumors_active: number;
+  uptime_ms: number;
+  links: { peer: string; direction: "in" | "out"; since: string }[];
+  members: {
+    id: string;
+    region: string;
+    url: string | null;
+    state: MemberState;
+    incarnation: number;
+    last_contact: string;
+  }[];
+  counters: Record<string, number>;
+}
+
+/** Builds the status report of a node. */
+export function buildStatus(node: GossipNode, startedMs: number): StatusReport {
+  const self = node.self;
+  const counters: Record<string, number> = {};
+  for (const sample of node.counters.samples()) {
+    const labels = Object.entries(sample.labels)
+      .map(([key, value]) => `${key}=${value}`)
+      .join(",");
+    counters[labels ? `${sample.name}{${labels}}` : sample.name] = sample.value;
+  }
+  return {
+    id: self.id,
+    region: self.region,
+    url: self.url,
+    protocol: PROTOCOL_VERSION,
+    entries: node.replica.live,
+    tombstones: node.replica.tombstones,
+    digest: node.replica.digest() || "0".repeat(32),
+    clock: formatVersion(node.clock),
+    rumors_active: node.activeRumors,
+    uptime_ms: Date.now() - startedMs,
+    links: node.links().map((link) => ({
+      peer: link.peer,
+      direction: link.outbound ? "out" : "in",
+      since: new Date(link.openedMs).toISOString(),
+    })),
+    members: [...node.members.values()].map((member) => ({
+      id: member.id,
+      region: member.region,
+      url: member.url,
+      state: member.state,
+      incarnation: member.incarnation,
+      last_contact: new Date(member.lastContactMs).toISOString(),
+    })),
+    counters,
+  };
+}

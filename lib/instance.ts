@@ -1,0 +1,360 @@
+/**
+ * One running Grapevine instance: the protocol core wired to Deno KV,
+ * WebSocket links, timers and the HTTP server.
+ *
+ * @module
+ */
+
+import { dirname } from "node:path";
+import { ChangeFeed } from "./change_feed.ts";
+import type { Settings } from "./config.ts";
+import { createApp, type InstanceApi } from "./http/app.ts";
+import { buildStatus, type StatusReport } from "./http/status.ts";
+import { Logger } from "./log.ts";
+import { LinkManager } from "./net/link_manager.ts";
+import { runHttpSync } from "./net/http_sync.ts";
+import type { Entry } from "./protocol/entry.ts";
+import { Counters } from "./protocol/counters.ts";
+import { type Change, GossipNode, type NodeEvent } from "./protocol/node.ts";
+import { CommitQueue } from "./store/commit_queue.ts";
+import { KvStore } from "./store/kv_store.ts";
+import type { Store } from "./store/store.ts";
+
+/** Raised when an instance cannot start; the message says why and what to do. */
+export class StartError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "StartError";
+  }
+}
+
+/** Events kept in the watch replay buffer. */
+const FEED_CAPACITY = 10_000;
+/** Least time between two writes of the last-sync time to KV. */
+const LAST_SYNC_WRITE_MS = 10_000;
+
+/**
+ * A running instance. Stop it with {@link close} or `await using`.
+ *
+ * @example
+ * ```ts ignore
+ * import { resolveSettings } from "./config.ts";
+ * import { Instance } from "./instance.ts";
+ * await using instance = await Instance.start(
+ *   resolveSettings({ id: "a", port: 0, kvPath: "/tmp/a.kv" }),
+ * );
+ * await instance.write([{ key: "k", value: "1" }]);
+ * ```
+ */
+export class Instance implements InstanceApi, AsyncDisposable {
+  readonly settings: Settings;
+  /** Counters of the core and the links, shared by both. */
+  readonly counters = new Counters();
+  readonly node: GossipNode;
+  readonly feed: ChangeFeed;
+  readonly log: Logger;
+  /** Base URL other instances dial, or null when not dialable. */
+  readonly url: string | null;
+  /** Port the HTTP server listens on. */
+  readonly port: number;
+  readonly #store: Store;
+  readonly #queue: CommitQueue;
+  readonly #links: LinkManager;
+  readonly #server: Deno.HttpServer;
+  readonly #abort = new AbortController();
+  readonly #startedMs = Date.now();
+  readonly #tasks = new Set<Promise<unknown>>();
+  #app: ReturnType<typeof createApp> | undefined;
+  #tickTimer: ReturnType<typeof setInterval> | undefined;
+  #lastSyncWriteMs = 0;
+  #closed: Promise<void> | undefined;
+
+  private constructor(parts: {
+    settings: Settings;
+    store: Store;
+    log: Logger;
+    build: (instance: Instance) => {
+      node: GossipNode;
+      server: Deno.HttpServer;
+      port: number;
+      url: string | null;
+    };
+  }) {
+    this.settings = parts.settings;
+    this.#store = parts.store;
+    this.log = parts.log;
+    this.feed = new ChangeFeed(FEED_CAPACITY, crypto.randomUUID().slice(0, 8));
+    this.#queue = new CommitQueue(this.#store, (error, ops) => {
+      this.log.error("KV commit failed", { error, ops });
+    });
+    this.#links = new LinkManager({
+      settings: {
+        ...this.settings,
+        maxSendBufferBytes: 8 * this.settings.maxFrameBytes,
+      },
+      counters: this.counters,
+      log: this.log,
+      self: () => this.node.self,
+      node: () => this.node,
+    });
+    const built = parts.build(this);
+    this.node = built.node;
+    this.#server = built.server;
+    this.port = built.port;
+    this.url = built.url;
+    this.#app = createApp(this);
+  }
+
+  /**
+   * Opens the KV file, loads the saved state, starts the HTTP server and
+   * joins the fleet through the seeds.
+   *
+   * @throws {StartError} when the KV file belongs to another instance id or
+   * the port is taken.
+   */
+  static async start(
+    settings: Settings,
+    options: { log?: Logger; store?: Store } = {},
+  ): Promise<Instance> {
+    const kvPath = settings.kvPath ||
+      `.grapevine/${settings.id ?? "node"}.kv`;
+    let store = options.store;
+    if (!store) {
+      await Deno.mkdir(dirname(kvPath), { recursive: true });
+      try {
+        store = await KvStore.open(kvPath);
+      } catch (error) {
+        throw new StartError(
+          `Cannot open the KV file ${kvPath}: ${(error as Error).message}`,
+          { cause: error },
+        );
+      }
+    }
+    const state = await store.load();
+
+    const id = settings.id ?? state.nodeId ??
+      `node-${crypto.randomUUID().slice(0, 6)}`;
+    if (state.nodeId && state.nodeId !== id) {
+      store.close();
+      throw new StartError(
+        `KV file ${kvPath} belongs to instance ${state.nodeId}, not ${id}; start with --id ${state.nodeId} or give another --kv-path`,
+      );
+    }
+    if (!state.nodeId) await store.setNodeId(id);
+
+    const log = options.log ?? new Logger({
+      level: settings.logLevel,
+      format: settings.logFormat,
+      base: { instance: id },
+    });
+
+    try {
+      const instance = new Instance({
+        settings: { ...settings, id },
+        store,
+        log,
+        build: (self) => self.#build(id, state),
+      });
+      instance.#startTimers();
+      log.info("instance started", {
+        url: instance.url,
+        port: instance.port,
+        region: settings.region,
+        entries: instance.node.replica.live,
+        rumors: instance.node.activeRumors,
+        kv: kvPath,
+        seeds: settings.seeds,
+      });
+      return instance;
+    } catch (error) {
+      store.close();
+      if (error instanceof Deno.errors.AddrInUse) {
+        throw new StartError(
+          `Port ${settings.port} on ${settings.host} is already in use; choose another --port`,
+          { cause: error },
+        );
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Commits client changes to KV (entries and their rumors in one atomic
+   * commit per batch), then applies them and starts spreading them.
+   *
+   * @throws {WriteError} when a key or value is invalid; nothing is stored.
+   */
+  async write(changes: Change[]): Promise<Entry[]> {
+    if (this.#closed) throw new Error("Instance is closed");
+    const { entries, ops } = this.node.stampWrite(changes);
+    await this.#queue.enqueue(ops);
+    this.node.applyLocal(entries);
+    return entries;
+  }
+
+  acceptLink(socket: WebSocket): void {
+    this.#links.accept(socket);
+  }
+
+  status(): StatusReport {
+    return buildStatus(this.node, this.#startedMs);
+  }
+
+  /**
+   * Stops timers, says goodbye on every link, stops the server and waits
+   * for pending KV commits. Safe to call more than once.
+   */
+  close(): Promise<void> {
+    this.#closed ??= this.#shutdown();
+    return this.#closed;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #build(id: string, state: Awaited<ReturnType<Store["load"]>>) {
+    const settings = this.settings;
+    const server = Deno.serve({
+      hostname: settings.host,
+      port: settings.port,
+      onListen: () => {},
+    }, (request, info) => {
+      if (!this.#app) return new Response("starting", { status: 503 });
+      return this.#app.fetch(request, { remoteAddr: info.remoteAddr });
+    });
+    const port = server.addr.port;
+    if (!settings.advertiseUrl && urlHost(settings.host) !== settings.host) {
+      this.log.warn(
+        "listening on all interfaces without --advertise-url; peers on other machines cannot dial this instance",
+        { host: settings.host },
+      );
+    }
+    const url = settings.advertiseUrl === "none"
+      ? null
+      : settings.advertiseUrl || `http://${urlHost(settings.host)}:${port}`;
+
+    const node = new GossipNode({
+      settings,
+      self: { id, region: settings.region, url, incarnation: Date.now() },
+      now: Date.now,
+      random: Math.random,
+      counters: this.counters,
+      state,
+      effects: {
+        send: (link, frame) => this.#links.send(link, frame),
+        closeLink: (link, reason) => this.#links.close(link, reason),
+        dial: (target) => this.#links.dial(target),
+        syncOverHttp: (target) => this.#track(this.#httpSync(target)),
+        persist: (ops) => {
+          this.#queue.enqueue(ops).catch(() => {
+            // Logged by the queue; anti-entropy repairs what was not saved.
+          });
+        },
+        emit: (event) => this.#onEvent(event),
+      },
+    });
+    return { node, server, port, url };
+  }
+
+  #startTimers(): void {
+    this.#tickTimer = setInterval(() => {
+      try {
+        this.node.tick();
+      } catch (error) {
+        this.log.error("gossip round failed", { error });
+      }
+    }, this.settings.gossipIntervalMs);
+    // Join at once instead of one interval later.
+    queueMicrotask(() => {
+      if (!this.#closed) this.node.tick();
+    });
+  }
+
+  async #httpSync(url: string): Promise<void> {
+    const driver = this.node.openHttpSync(url);
+    if (!driver) return;
+    await runHttpSync({
+      url,
+      from: this.node.id,
+      driver,
+      timeoutMs: this.settings.syncTimeoutMs,
+      signal: this.#abort.signal,
+    });
+  }
+
+  #track(task: Promise<unknown>): void {
+    this.#tasks.add(task);
+    task.catch((error) => this.log.error("background task failed", { error }))
+      .finally(() => this.#tasks.delete(task));
+  }
+
+  #onEvent(event: NodeEvent): void {
+    switch (event.type) {
+      case "change":
+        this.feed.publish(event.entry, event.source, Date.now());
+        break;
+      case "rejected":
+        this.log.warn("entry rejected", {
+          reason: event.reason,
+          key: event.key,
+          peer: event.from,
+          detail: event.message,
+        });
+        break;
+      case "link_up":
+        this.log.info("link up", {
+          peer: event.peer,
+          outbound: event.outbound,
+        });
+        break;
+      case "link_down":
+        this.log.info("link down", { peer: event.peer });
+        break;
+      case "sync_done":
+        if (event.ok) {
+          this.#recordSync();
+          if (event.stats.pulled + event.stats.pushed > 0) {
+            this.log.info("anti-entropy repaired entries", {
+              peer: event.peer,
+              via: event.via,
+              ...event.stats,
+            });
+          }
+        } else {
+          this.log.warn("anti-entropy failed", {
+            peer: event.peer,
+            via: event.via,
+            error: event.error,
+          });
+        }
+        break;
+      case "rumor_removed":
+        break;
+    }
+  }
+
+  #recordSync(): void {
+    const now = Date.now();
+    if (now - this.#lastSyncWriteMs < LAST_SYNC_WRITE_MS) return;
+    this.#lastSyncWriteMs = now;
+    this.#track(this.#store.setLastSync(now));
+  }
+
+  async #shutdown(): Promise<void> {
+    clearInterval(this.#tickTimer);
+    this.#abort.abort();
+    this.feed.close();
+    await this.#links.closeAll();
+    await this.#server.shutdown();
+    await Promise.allSettled([...this.#tasks]);
+    await this.#queue.flush();
+    this.#store.close();
+    this.log.info("instance stopped");
+  }
+}
+
+function urlHost(host: string): string {
+  if (host === "0.0.0.0" || host === "::") return "127.0.0.1";
+  return host.includes(":") ? `[${host}]` : host;
+}

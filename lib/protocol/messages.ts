@@ -1,0 +1,254 @@
+/**
+ * Wire frames between Grapevine nodes, with their zod schemas.
+ *
+ * Every frame is one JSON text message with a protocol version `v` and a
+ * `type`. {@link parseFrame} is the only way frames enter the protocol core:
+ * it never throws, and it classifies each rejection so that the caller can
+ * count it by kind.
+ *
+ * @module
+ */
+
+import { z } from "zod";
+import { MAX_COUNTER } from "./clock.ts";
+import { TREE_DEPTH, TREE_FANOUT } from "./digest.ts";
+
+/** Protocol version this build speaks. */
+export const PROTOCOL_VERSION = 1;
+
+/** Node ids: a letter or digit, then letters, digits, `_.-`; 1 to 64 chars. */
+export const NODE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+/** Schema of a node id. */
+export const NodeIdSchema = z.string().regex(NODE_ID_PATTERN);
+
+/** Schema of a version triple `[wallMs, counter, nodeId]`. */
+export const VersionSchema = z.tuple([
+  z.int().min(0).max(Number.MAX_SAFE_INTEGER),
+  z.int().min(0).max(MAX_COUNTER),
+  NodeIdSchema,
+]).readonly();
+
+/** Schema of an entry on the wire. Key syntax and sizes are checked later. */
+export const EntrySchema = z.strictObject({
+  key: z.string().min(1).max(2048),
+  value: z.string().nullable(),
+  version: VersionSchema,
+});
+
+/** Schema of what a node tells others about a member of the fleet. */
+export const MemberSchema = z.strictObject({
+  id: NodeIdSchema,
+  region: z.string().min(1).max(64),
+  /** Base URL where the member accepts links, or null if it cannot be dialled. */
+  url: z.url({ protocol: /^https?$/ }).max(2048).nullable(),
+  incarnation: z.int().min(0).max(Number.MAX_SAFE_INTEGER),
+});
+
+const TreePathSchema = z.string().max(TREE_DEPTH).regex(/^[0-9a-f]*$/);
+const HashHexSchema = z.string().regex(/^([0-9a-f]{32})?$/);
+
+/** One anti-entropy step from the initiator. */
+export const SyncRequestSchema = z.strictObject({
+  /** Tree nodes, as `[path, hash]`, that the responder compares with its own. */
+  nodes: z.array(z.tuple([TreePathSchema, HashHexSchema])).max(4096),
+  /** Keys whose entries the initiator wants. */
+  want: z.array(z.string().max(2048)).max(4096),
+  /** Entries the initiator has and the responder lacks or holds older. */
+  push: z.array(EntrySchema).max(4096),
+});
+
+/** The responder's answer to a {@link SyncRequestSchema} step. */
+export const SyncResponseSchema = z.strictObject({
+  /** One item per requested node whose hash differs. */
+  diffs: z.array(z.strictObject({
+    path: TreePathSchema,
+    /** Hashes of the 16 children, for an inner node. */
+    children: z.array(HashHexSchema).length(TREE_FANOUT).optional(),
+    /** Keys and versions in it, for a leaf. */
+    items: z.array(z.tuple([z.string().max(2048), VersionSchema])).optional(),
+  })).max(4096),
+  /** Entries the initiator asked for in `want`. */
+  entries: z.array(EntrySchema).max(4096),
+  /** Wanted keys left out to keep the frame small; the initiator asks again. */
+  skipped: z.array(z.string().max(2048)).max(4096),
+});
+
+const base = { v: z.literal(PROTOCOL_VERSION) };
+
+/** Schema of every frame this protocol version accepts. */
+export const FrameSchema = z.discriminatedUnion("type", [
+  z.strictObject({
+    ...base,
+    type: z.literal("hello"),
+    member: MemberSchema,
+  }),
+  z.strictObject({
+    ...base,
+    type: z.literal("rumor"),
+    entries: z.array(EntrySchema).min(1).max(4096),
+  }),
+  z.strictObject({
+    ...base,
+    type: z.literal("feedback"),
+    /** Updates the sender already had, as `[key, version]`. */
+    known: z.array(z.tuple([z.string().max(2048), VersionSchema])).max(4096),
+  }),
+  z.strictObject({
+    ...base,
+    type: z.literal("members"),
+    members: z.array(MemberSchema).max(1024),
+  }),
+  z.strictObject({
+    ...base,
+    type: z.literal("ping"),
+    seq: z.int().min(0).max(Number.MAX_SAFE_INTEGER),
+  }),
+  z.strictObject({
+    ...base,
+    type: z.literal("pong"),
+    seq: z.int().min(0).max(Number.MAX_SAFE_INTEGER),
+  }),
+  z.strictObject({
+    ...base,
+    type: z.literal("sync_request"),
+    rid: z.int().min(0).max(Number.MAX_SAFE_INTEGER),
+    body: SyncRequestSchema,
+  }),
+  z.strictObject({
+    ...base,
+    type: z.literal("sync_response"),
+    rid: z.int().min(0).max(Number.MAX_SAFE_INTEGER),
+    body: SyncResponseSchema,
+  }),
+  z.strictObject({
+    ...base,
+    type: z.literal("bye"),
+  }),
+]);
+
+/** Any frame. */
+export type Frame = z.infer<typeof FrameSchema>;
+/** A member record on the wire. */
+export type MemberInfo = z.infer<typeof MemberSchema>;
+/** The body of an anti-entropy request. */
+export type SyncRequest = z.infer<typeof SyncRequestSchema>;
+/** The body of an anti-entropy response. */
+export type SyncResponse = z.infer<typeof SyncResponseSchema>;
+/** A frame of one type, for example `FrameOf<"rumor">`. */
+export type FrameOf<T extends Frame["type"]> = Extract<Frame, { type: T }>;
+
+/** Why a frame was rejected; used as a metric label. */
+export type InvalidFrameKind =
+  | "binary"
+  | "oversized"
+  | "invalid_json"
+  | "unsupported_version"
+  | "unknown_type"
+  | "invalid_fields";
+
+/** Result of {@link parseFrame}. */
+export type ParseResult =
+  | { ok: true; frame: Frame }
+  | { ok: false; kind: InvalidFrameKind; message: string };
+
+const FRAME_TYPES = new Set(
+  FrameSchema.options.map((option) => option.shape.type.value as string),
+);
+
+/**
+ * Parses and validates one frame. Never throws.
+ *
+ * @example
+ * ```ts
+ * import { parseFrame } from "./messages.ts";
+ * const result = parseFrame('{"v":1,"type":"ping","seq":3}', 1024);
+ * result.ok; // true
+ * ```
+ */
+export function parseFrame(data: unknown, maxBytes: number): ParseResult {
+  if (typeof data !== "string") {
+    return { ok: false, kind: "binary", message: "Frame is not text" };
+  }
+  // A UTF-16 length over the limit is at least that many UTF-8 bytes too.
+  if (data.length > maxBytes) {
+    return {
+      ok: false,
+      kind: "oversized",
+      message: `Frame of ${data.length} characters is over ${maxBytes} bytes`,
+    };
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(data);
+  } catch {
+    return { ok: false, kind: "invalid_json", message: "Frame is not JSON" };
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    return {
+      ok: false,
+      kind: "invalid_fields",
+      message: "Frame is not a JSON object",
+    };
+  }
+  const record = json as Record<string, unknown>;
+  if (record.v !== PROTOCOL_VERSION) {
+    return {
+      ok: false,
+      kind: "unsupported_version",
+      message: `Frame has protocol version ${
+        JSON.stringify(record.v)?.slice(0, 20)
+      }; this node speaks ${PROTOCOL_VERSION}`,
+    };
+  }
+  if (typeof record.type !== "string" || !FRAME_TYPES.has(record.type)) {
+    return {
+      ok: false,
+      kind: "unknown_type",
+      message: `Frame type ${
+        JSON.stringify(record.type)?.slice(0, 40)
+      } is unknown`,
+    };
+  }
+  const parsed = FrameSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue?.path.join(".") || "frame";
+    return {
+      ok: false,
+      kind: "invalid_fields",
+      message: `Frame ${record.type} is invalid at ${where}: ${issue?.message}`,
+    };
+  }
+  return { ok: true, frame: parsed.data };
+}
+
+/** Serialises a frame to its JSON text. */
+export function encodeFrame(frame: Frame): string {
+  return JSON.stringify(frame);
+}
+
+/** WebSocket close codes used on peer links. */
+export const CLOSE_CODES = {
+  /** Normal close. */
+  normal: 1000,
+  /** The instance is shutting down. */
+  goingAway: 1001,
+  /** A second link to the same peer; the other one is kept. */
+  duplicate: 4000,
+  /** The accepting instance holds its maximum number of links. */
+  full: 4001,
+  /** The link leads back to the dialling instance itself. */
+  self: 4002,
+  /** The peer sent a frame that breaks the protocol. */
+  protocolError: 4003,
+  /** Nothing arrived within the link timeout. */
+  timeout: 4004,
+  /** The peer reads too slowly; its send buffer passed the limit. */
+  slowConsumer: 4005,
+  /** The link was replaced by a link to a random other instance. */
+  shuffle: 4006,
+} as const;
+
+/** Name of a close reason. */
+export type CloseReason = keyof typeof CLOSE_CODES;
