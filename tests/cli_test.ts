@@ -1,0 +1,94 @@
+import assert from "node:assert/strict";
+import { runCli } from "./helpers/cli.ts";
+import { TestFleet } from "./helpers/process.ts";
+
+const COMMANDS = ["serve", "fleet", "push", "get", "delete", "list", "status"];
+
+Deno.test("every command prints --help and exits 0", async () => {
+  for (const command of COMMANDS) {
+    const result = await runCli([command, "--help"]);
+    assert.equal(result.code, 0, command);
+    assert.match(result.stdout, new RegExp(`^Usage: main.ts ${command}`), command);
+    assert.match(result.stdout, /--help/, command);
+  }
+  const top = await runCli(["--help"]);
+  assert.equal(top.code, 0);
+  for (const command of COMMANDS) assert.match(top.stdout, new RegExp(`\\n  ${command} `));
+});
+
+Deno.test("CLI usage errors exit 2 with a reason", async () => {
+  const unknown = await runCli(["launch"]);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /Unknown command "launch"/);
+
+  const badFlag = await runCli(["get", "k", "--colour"]);
+  assert.equal(badFlag.code, 2);
+  assert.match(badFlag.stderr, /Unknown option '--colour'/);
+
+  const missing = await runCli(["push", "only-key", "--url", "http://127.0.0.1:9"]);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /Expected KEY VALUE/);
+});
+
+Deno.test("serve rejects invalid settings with exit 1", async () => {
+  const badPort = await runCli(["serve", "--port", "70000"]);
+  assert.equal(badPort.code, 1);
+  assert.match(badPort.stderr, /port: Too big/i);
+
+  const notNumber = await runCli(["serve", "--fanout", "many"]);
+  assert.equal(notNumber.code, 1);
+  assert.match(notNumber.stderr, /Invalid --fanout: "many" is not a number/);
+
+  const badEnv = await runCli(["serve"], { GRAPEVINE_SEEDS: "ftp://x" });
+  assert.equal(badEnv.code, 1);
+  assert.match(badEnv.stderr, /seeds.0: "ftp:\/\/x" is not an http/);
+});
+
+Deno.test("serve refuses a KV file of another instance", async () => {
+  await using fleet = await TestFleet.start(1);
+  const instance = fleet.instances[0]!;
+  await instance.stop();
+  const result = await runCli(["serve", "--id", "someone-else", "--port", "0", "--kv-path", instance.options.kvPath]);
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, /belongs to instance n1, not someone-else/);
+});
+
+Deno.test("client commands report failures with exit 1", async () => {
+  await using fleet = await TestFleet.start(1);
+  const url = fleet.instances[0]!.url;
+  const missing = await runCli(["get", "nothing-here", "--url", url]);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /Key nothing-here not found/);
+
+  const badKey = await runCli(["push", "bad key", "1", "--url", url]);
+  assert.equal(badKey.code, 1);
+  assert.match(badKey.stderr, /is invalid: use letters, digits/);
+
+  const unreachable = await runCli(["list", "--url", "http://127.0.0.1:9"]);
+  assert.equal(unreachable.code, 1);
+  assert.match(unreachable.stderr, /GET http:\/\/127.0.0.1:9\/v1\/config failed/);
+
+  const notFile = await runCli(["push", "--file", "/nonexistent.yaml", "--url", url]);
+  assert.equal(notFile.code, 1);
+  assert.match(notFile.stderr, /nonexistent\.yaml/);
+});
+
+Deno.test("push, get, list and delete round-trip", async () => {
+  await using fleet = await TestFleet.start(1);
+  const url = fleet.instances[0]!.url;
+  assert.equal((await runCli(["push", "flag", "true", "--url", url])).code, 0);
+  assert.equal((await runCli(["push", "greeting", "hello world", "--url", url])).code, 0);
+  assert.equal((await runCli(["push", "zip", "01234", "--string", "--url", url])).code, 0);
+
+  assert.equal((await runCli(["get", "flag", "--url", url])).stdout.trim(), "true");
+  assert.equal((await runCli(["get", "greeting", "--url", url])).stdout.trim(), "hello world");
+  assert.equal((await runCli(["get", "zip", "--url", url])).stdout.trim(), "01234");
+
+  const list = await runCli(["list", "--url", url]);
+  assert.deepEqual(list.stdout.trim().split("\n"), ['flag = true', 'greeting = "hello world"', 'zip = "01234"']);
+
+  const removed = await runCli(["delete", "flag", "--url", url]);
+  assert.equal(removed.code, 0);
+  assert.match(removed.stdout, /deleted flag at version/);
+  assert.equal((await runCli(["get", "flag", "--url", url])).code, 1);
+});

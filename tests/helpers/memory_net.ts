@@ -1,0 +1,145 @@
+/**
+ * GossipNodes wired together in memory, with a fake clock, for unit tests
+ * of the protocol core. Frames are delivered when `deliver()` runs, in the
+ * order they were sent.
+ *
+ * @module
+ */
+
+import { defaultSettings, type Settings } from "../../lib/config.ts";
+import { type Frame, parseFrame } from "../../lib/protocol/messages.ts";
+import {
+  GossipNode,
+  type NodeEvent,
+  type NodeState,
+  type PersistOp,
+} from "../../lib/protocol/node.ts";
+
+interface Pending {
+  readonly from: string;
+  readonly to: string;
+  readonly link: number;
+  readonly frame: Frame;
+}
+
+/** A set of nodes joined by in-memory links. */
+export class MemoryNet {
+  now = 1_000_000;
+  readonly nodes = new Map<string, GossipNode>();
+  readonly events = new Map<string, NodeEvent[]>();
+  readonly persisted = new Map<string, PersistOp[]>();
+  /** Frames delivered, by receiving node id. */
+  readonly received = new Map<string, Frame[]>();
+  readonly #pending: Pending[] = [];
+  /** Link id → [node, peer]. */
+  readonly #links = new Map<number, [string, string]>();
+  #nextLink = 1;
+  #seed = 42;
+
+  /** Deterministic random numbers (a linear congruential generator). */
+  random = (): number => {
+    this.#seed = (this.#seed * 1103515245 + 12345) % 2147483648;
+    return this.#seed / 2147483648;
+  };
+
+  /** Adds a node; `dial` requests are ignored, links are made by `link()`. */
+  add(id: string, overrides: Partial<Settings> = {}, state?: NodeState): GossipNode {
+    const settings = { ...defaultSettings("local"), ...overrides };
+    this.events.set(id, []);
+    this.persisted.set(id, []);
+    this.received.set(id, []);
+    const node = new GossipNode({
+      settings,
+      self: { id, region: "test", url: `http://${id}.test`, incarnation: 1 },
+      now: () => this.now,
+      random: this.random,
+      state,
+      effects: {
+        send: (link, frame) => {
+          const ends = this.#links.get(link);
+          if (!ends) return;
+          // Round-trip through JSON and the parser, as a real link would.
+          const parsed = parseFrame(JSON.stringify(frame), settings.maxFrameBytes);
+          if (!parsed.ok) throw new Error(`Node ${id} sent an invalid frame: ${parsed.message}`);
+          const [, peer] = ends;
+          const back = this.#peerLink(link);
+          if (back !== undefined) {
+            this.#pending.push({ from: id, to: peer, link: back, frame: parsed.frame });
+          }
+        },
+        closeLink: (link) => this.unlinkById(link),
+        dial: () => {},
+        syncOverHttp: () => {},
+        persist: (ops) => this.persisted.get(id)!.push(...ops),
+        emit: (event) => this.events.get(id)!.push(event),
+      },
+    });
+    this.nodes.set(id, node);
+    return node;
+  }
+
+  /** Opens a link between two nodes; `a` dials. */
+  link(a: string, b: string): void {
+    const ab = this.#nextLink++;
+    const ba = this.#nextLink++;
+    this.#links.set(ab, [a, b]);
+    this.#links.set(ba, [b, a]);
+    this.nodes.get(a)!.linkOpened(ab, this.nodes.get(b)!.self, true);
+    this.nodes.get(b)!.linkOpened(ba, this.nodes.get(a)!.self, false);
+  }
+
+  /** Closes every link between two nodes. */
+  unlink(a: string, b: string): void {
+    for (const [link, [from, to]] of [...this.#links]) {
+      if ((from === a && to === b) || (from === b && to === a)) {
+        this.#links.delete(link);
+        this.nodes.get(from)!.linkClosed(link);
+      }
+    }
+  }
+
+  /** Closes a link by id, at both ends. */
+  unlinkById(link: number): void {
+    const ends = this.#links.get(link);
+    if (ends) this.unlink(ends[0], ends[1]);
+  }
+
+  /** Delivers frames until none are left (at most `limit`). */
+  deliver(limit = 100_000): number {
+    let count = 0;
+    while (this.#pending.length > 0 && count < limit) {
+      const item = this.#pending.shift()!;
+      if (!this.#links.has(item.link)) continue;
+      this.received.get(item.to)!.push(item.frame);
+      this.nodes.get(item.to)!.receive(item.link, item.frame);
+      count++;
+    }
+    return count;
+  }
+
+  /** Advances the clock and ticks every node, delivering in between. */
+  run(ms: number, stepMs = 100): void {
+    for (let t = 0; t < ms; t += stepMs) {
+      this.now += stepMs;
+      for (const node of this.nodes.values()) node.tick();
+      this.deliver();
+    }
+  }
+
+  /** Writes through one node, as a committed client write. */
+  write(id: string, key: string, value: unknown | null): void {
+    const node = this.nodes.get(id)!;
+    const { entries } = node.stampWrite([
+      { key, value: value === null ? null : JSON.stringify(value) },
+    ]);
+    node.applyLocal(entries);
+  }
+
+  #peerLink(link: number): number | undefined {
+    const [a, b] = this.#links.get(link)!;
+    for (const [id, [from, to]] of this.#links) {
+      if (from === b && to === a) return id;
+    }
+    return undefined;
+  }
+}

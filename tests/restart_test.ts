@@ -1,0 +1,73 @@
+import assert from "node:assert/strict";
+import { delay, TestFleet } from "./helpers/process.ts";
+
+Deno.test("killed instance restarts with its data and catches up", async () => {
+  await using fleet = await TestFleet.start(3);
+  try {
+    const [a, b, c] = fleet.instances as [typeof fleet.instances[0], typeof fleet.instances[0], typeof fleet.instances[0]];
+    for (let i = 0; i < 20; i++) await a.client.put(`before.${i}`, i);
+    await fleet.waitConverged({ entries: 20 });
+
+    await c.kill();
+    for (let i = 0; i < 20; i++) await b.client.put(`during.${i}`, i);
+    await b.client.delete("before.0");
+
+    const restarted = await fleet.restart(c);
+    const own = await restarted.client.get("before.5");
+    assert.equal(own?.value, 5, "entries written before the kill survive");
+    await fleet.waitConverged({ entries: 39, timeoutMs: 20_000 });
+    assert.equal((await restarted.client.get("during.19"))?.value, 19);
+    assert.equal(await restarted.client.get("before.0"), undefined);
+  } catch (error) {
+    fleet.dumpLogs();
+    throw error;
+  }
+});
+
+Deno.test("writes acknowledged before SIGKILL survive and spread", async () => {
+  await using fleet = await TestFleet.start(3);
+  try {
+    const target = fleet.instances[2]!;
+    const acknowledged: string[] = [];
+    const writes = [];
+    for (let i = 0; i < 200; i++) {
+      writes.push(
+        target.client.put(`burst.${i}`, { i }).then(() => acknowledged.push(`burst.${i}`), () => {}),
+      );
+      if (i === 150) await delay(5);
+    }
+    // Kill while the burst is still in flight.
+    await delay(20);
+    await target.kill();
+    await Promise.all(writes);
+    assert.ok(acknowledged.length > 0, "some writes were acknowledged before the kill");
+
+    const restarted = await fleet.restart(target);
+    for (const key of acknowledged) {
+      assert.ok(await restarted.client.get(key), `${key} survived the restart`);
+    }
+    await fleet.waitConverged({ timeoutMs: 20_000 });
+    const other = fleet.instances[0]!;
+    for (const key of acknowledged) {
+      assert.ok(await other.client.get(key), `${key} reached another instance`);
+    }
+  } catch (error) {
+    fleet.dumpLogs();
+    throw error;
+  }
+});
+
+Deno.test("restarted instance keeps its clock ahead", async () => {
+  await using fleet = await TestFleet.start(1);
+  const only = fleet.instances[0]!;
+  const before = await only.client.put("k", 1);
+  await only.kill();
+  const restarted = await fleet.restart(only);
+  const after = await restarted.client.put("k", 2);
+  const [wallBefore, counterBefore] = before.version.split(".").map(Number);
+  const [wallAfter, counterAfter] = after.version.split(".").map(Number);
+  assert.ok(
+    wallAfter! > wallBefore! || (wallAfter === wallBefore && counterAfter! > counterBefore!),
+    `${after.version} is after ${before.version}`,
+  );
+});
