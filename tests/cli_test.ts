@@ -8,12 +8,18 @@ Deno.test("every command prints --help and exits 0", async () => {
   for (const command of COMMANDS) {
     const result = await runCli([command, "--help"]);
     assert.equal(result.code, 0, command);
-    assert.match(result.stdout, new RegExp(`^Usage: main.ts ${command}`), command);
+    assert.match(
+      result.stdout,
+      new RegExp(`^Usage: main.ts ${command}`),
+      command,
+    );
     assert.match(result.stdout, /--help/, command);
   }
   const top = await runCli(["--help"]);
   assert.equal(top.code, 0);
-  for (const command of COMMANDS) assert.match(top.stdout, new RegExp(`\\n  ${command} `));
+  for (const command of COMMANDS) {
+    assert.match(top.stdout, new RegExp(`\\n  ${command} `));
+  }
 });
 
 Deno.test("CLI usage errors exit 2 with a reason", async () => {
@@ -25,7 +31,12 @@ Deno.test("CLI usage errors exit 2 with a reason", async () => {
   assert.equal(badFlag.code, 2);
   assert.match(badFlag.stderr, /Unknown option '--colour'/);
 
-  const missing = await runCli(["push", "only-key", "--url", "http://127.0.0.1:9"]);
+  const missing = await runCli([
+    "push",
+    "only-key",
+    "--url",
+    "http://127.0.0.1:9",
+  ]);
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /Expected KEY VALUE/);
 });
@@ -48,7 +59,15 @@ Deno.test("serve refuses a KV file of another instance", async () => {
   await using fleet = await TestFleet.start(1);
   const instance = fleet.instances[0]!;
   await instance.stop();
-  const result = await runCli(["serve", "--id", "someone-else", "--port", "0", "--kv-path", instance.options.kvPath]);
+  const result = await runCli([
+    "serve",
+    "--id",
+    "someone-else",
+    "--port",
+    "0",
+    "--kv-path",
+    instance.options.kvPath,
+  ]);
   assert.equal(result.code, 1);
   assert.match(result.stderr, /belongs to instance n1, not someone-else/);
 });
@@ -66,9 +85,18 @@ Deno.test("client commands report failures with exit 1", async () => {
 
   const unreachable = await runCli(["list", "--url", "http://127.0.0.1:9"]);
   assert.equal(unreachable.code, 1);
-  assert.match(unreachable.stderr, /GET http:\/\/127.0.0.1:9\/v1\/config failed/);
+  assert.match(
+    unreachable.stderr,
+    /GET http:\/\/127.0.0.1:9\/v1\/config failed/,
+  );
 
-  const notFile = await runCli(["push", "--file", "/nonexistent.yaml", "--url", url]);
+  const notFile = await runCli([
+    "push",
+    "--file",
+    "/nonexistent.yaml",
+    "--url",
+    url,
+  ]);
   assert.equal(notFile.code, 1);
   assert.match(notFile.stderr, /nonexistent\.yaml/);
 });
@@ -77,15 +105,34 @@ Deno.test("push, get, list and delete round-trip", async () => {
   await using fleet = await TestFleet.start(1);
   const url = fleet.instances[0]!.url;
   assert.equal((await runCli(["push", "flag", "true", "--url", url])).code, 0);
-  assert.equal((await runCli(["push", "greeting", "hello world", "--url", url])).code, 0);
-  assert.equal((await runCli(["push", "zip", "01234", "--string", "--url", url])).code, 0);
+  assert.equal(
+    (await runCli(["push", "greeting", "hello world", "--url", url])).code,
+    0,
+  );
+  assert.equal(
+    (await runCli(["push", "zip", "01234", "--string", "--url", url])).code,
+    0,
+  );
 
-  assert.equal((await runCli(["get", "flag", "--url", url])).stdout.trim(), "true");
-  assert.equal((await runCli(["get", "greeting", "--url", url])).stdout.trim(), "hello world");
-  assert.equal((await runCli(["get", "zip", "--url", url])).stdout.trim(), "01234");
+  assert.equal(
+    (await runCli(["get", "flag", "--url", url])).stdout.trim(),
+    "true",
+  );
+  assert.equal(
+    (await runCli(["get", "greeting", "--url", url])).stdout.trim(),
+    "hello world",
+  );
+  assert.equal(
+    (await runCli(["get", "zip", "--url", url])).stdout.trim(),
+    "01234",
+  );
 
   const list = await runCli(["list", "--url", url]);
-  assert.deepEqual(list.stdout.trim().split("\n"), ['flag = true', 'greeting = "hello world"', 'zip = "01234"']);
+  assert.deepEqual(list.stdout.trim().split("\n"), [
+    "flag = true",
+    'greeting = "hello world"',
+    'zip = "01234"',
+  ]);
 
   const removed = await runCli(["delete", "flag", "--url", url]);
   assert.equal(removed.code, 0);

@@ -18,7 +18,10 @@ Deno.test("checkKey accepts the documented syntax", () => {
 
 Deno.test("checkKey rejects bad keys with a reason", () => {
   assert.match(checkKey("", limits)!, /Key is empty/);
-  assert.match(checkKey("x".repeat(33), limits)!, /33 bytes, more than the maximum of 32/);
+  assert.match(
+    checkKey("x".repeat(33), limits)!,
+    /33 bytes, more than the maximum of 32/,
+  );
   assert.match(checkKey(".hidden", limits)!, /is invalid/);
   assert.match(checkKey("with space", limits)!, /is invalid/);
   assert.match(checkKey("ünïcode", limits)!, /is invalid/);
@@ -26,7 +29,10 @@ Deno.test("checkKey rejects bad keys with a reason", () => {
 
 Deno.test("checkValue measures UTF-8 bytes", () => {
   assert.equal(checkValue('"abcdefgh"', limits), undefined);
-  assert.match(checkValue('"ééééé"', limits)!, /12 bytes of JSON, more than the maximum of 10/);
+  assert.match(
+    checkValue('"ééééé"', limits)!,
+    /12 bytes of JSON, more than the maximum of 10/,
+  );
 });
 
 Deno.test("supersedes keeps the later version", () => {

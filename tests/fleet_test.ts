@@ -4,10 +4,14 @@ import { flattenConfig, parseConfigText } from "../lib/config_file.ts";
 import { runCli } from "./helpers/cli.ts";
 import { TestFleet } from "./helpers/process.ts";
 
-const FIXTURE = fileURLToPath(new URL("./fixtures/edge-config.yaml", import.meta.url));
+const FIXTURE = fileURLToPath(
+  new URL("./fixtures/edge-config.yaml", import.meta.url),
+);
 
 Deno.test("fleet of 5 converges on the pushed fixture", async () => {
-  const expected = flattenConfig(parseConfigText(await Deno.readTextFile(FIXTURE), FIXTURE));
+  const expected = flattenConfig(
+    parseConfigText(await Deno.readTextFile(FIXTURE), FIXTURE),
+  );
   const keys = Object.keys(expected);
   assert.ok(keys.length > 200, `fixture has ${keys.length} keys`);
   await using fleet = await TestFleet.start(5);
@@ -21,17 +25,29 @@ Deno.test("fleet of 5 converges on the pushed fixture", async () => {
     const urls = fleet.instances.map((instance) => instance.url).join(",");
     const status = await runCli(["status", "--urls", urls]);
     assert.equal(status.code, 0, status.stdout + status.stderr);
-    assert.match(status.stdout, new RegExp(`all 5 instances agree: ${keys.length} entries`));
+    assert.match(
+      status.stdout,
+      new RegExp(`all 5 instances agree: ${keys.length} entries`),
+    );
 
     for (const instance of fleet.instances) {
       const entries = await instance.client.list();
       assert.equal(entries.length, keys.length, instance.options.id);
       for (const entry of entries) {
-        assert.deepEqual(entry.value, expected[entry.key], `${instance.options.id} ${entry.key}`);
+        assert.deepEqual(
+          entry.value,
+          expected[entry.key],
+          `${instance.options.id} ${entry.key}`,
+        );
       }
     }
     const last = fleet.instances[4]!;
-    const get = await runCli(["get", "features.checkout-v2", "--url", last.url]);
+    const get = await runCli([
+      "get",
+      "features.checkout-v2",
+      "--url",
+      last.url,
+    ]);
     assert.equal(get.code, 0, get.stderr);
     assert.deepEqual(JSON.parse(get.stdout), expected["features.checkout-v2"]);
   } catch (error) {

@@ -30,7 +30,9 @@ Deno.test("GossipNode persists entry and rumor on receipt", () => {
 
 Deno.test("GossipNode drops duplicates and answers with feedback", () => {
   const net = new MemoryNet();
-  for (const id of ["a", "b", "c"]) net.add(id, { antiEntropyIntervalMs: 3_600_000 });
+  for (const id of ["a", "b", "c"]) {
+    net.add(id, { antiEntropyIntervalMs: 3_600_000 });
+  }
   net.link("a", "b");
   net.link("b", "c");
   net.link("c", "a");
@@ -42,7 +44,9 @@ Deno.test("GossipNode drops duplicates and answers with feedback", () => {
     net.events.get(id)!.filter((event) => event.type === "change").length;
   assert.equal(applied("b"), 1);
   assert.equal(applied("c"), 1);
-  const feedback = [...net.received.values()].flat().filter((frame) => frame.type === "feedback");
+  const feedback = [...net.received.values()].flat().filter((frame) =>
+    frame.type === "feedback"
+  );
   assert.ok(feedback.length > 0, "some node answered a duplicate");
   for (const node of net.nodes.values()) assert.equal(node.activeRumors, 0);
 });
@@ -59,7 +63,10 @@ Deno.test("GossipNode repairs a missed update by anti-entropy", () => {
   net.run(2000);
   assert.equal(net.nodes.get("b")!.get("k")?.value, '"v"');
   assert.equal(net.nodes.get("a")!.get("other")?.value, '"w"');
-  assert.equal(net.nodes.get("a")!.replica.digest(), net.nodes.get("b")!.replica.digest());
+  assert.equal(
+    net.nodes.get("a")!.replica.digest(),
+    net.nodes.get("b")!.replica.digest(),
+  );
 });
 
 Deno.test("GossipNode picks the same winner for concurrent writes", () => {
@@ -68,7 +75,9 @@ Deno.test("GossipNode picks the same winner for concurrent writes", () => {
   net.write("n2", "k", "from-n2");
   net.deliver();
   net.run(3000);
-  const values = new Set([...net.nodes.values()].map((node) => node.get("k")?.value));
+  const values = new Set(
+    [...net.nodes.values()].map((node) => node.get("k")?.value),
+  );
   assert.equal(values.size, 1);
   // Same wall time and counter: the higher node id wins the tie.
   assert.deepEqual([...values], ['"from-n2"']);
@@ -89,7 +98,10 @@ Deno.test("GossipNode delete wins over the older value", () => {
 });
 
 Deno.test("GossipNode rejects remote versions far in the future", () => {
-  const net = ring(2, { maxClockDriftMs: 1000, antiEntropyIntervalMs: 3_600_000 });
+  const net = ring(2, {
+    maxClockDriftMs: 1000,
+    antiEntropyIntervalMs: 3_600_000,
+  });
   net.now += 0;
   const a = net.nodes.get("n0")!;
   // A node whose clock is an hour ahead writes.
@@ -102,10 +114,18 @@ Deno.test("GossipNode rejects remote versions far in the future", () => {
   skewed.applyLocal(entries);
   net.deliver();
   assert.equal(a.get("k"), undefined);
-  const rejected = net.events.get("n0")!.filter((event) => event.type === "rejected");
+  const rejected = net.events.get("n0")!.filter((event) =>
+    event.type === "rejected"
+  );
   assert.equal(rejected.length, 1);
-  assert.equal(rejected[0]!.type === "rejected" && rejected[0]!.reason, "future_version");
-  assert.equal(a.counters.get("entries_rejected", { reason: "future_version" }), 1);
+  assert.equal(
+    rejected[0]!.type === "rejected" && rejected[0]!.reason,
+    "future_version",
+  );
+  assert.equal(
+    a.counters.get("entries_rejected", { reason: "future_version" }),
+    1,
+  );
 });
 
 Deno.test("stampWrite rejects invalid input and stamps nothing", () => {
@@ -113,16 +133,28 @@ Deno.test("stampWrite rejects invalid input and stamps nothing", () => {
   const node = net.add("a");
   const before = node.clock;
   assert.throws(
-    () => node.stampWrite([{ key: "ok", value: "1" }, { key: "bad key", value: "1" }]),
-    (error: unknown) => error instanceof WriteError && error.code === "invalid_key" && error.key === "bad key",
+    () =>
+      node.stampWrite([{ key: "ok", value: "1" }, {
+        key: "bad key",
+        value: "1",
+      }]),
+    (error: unknown) =>
+      error instanceof WriteError && error.code === "invalid_key" &&
+      error.key === "bad key",
   );
   assert.throws(
     () => node.stampWrite([{ key: "k", value: "{not json" }]),
-    (error: unknown) => error instanceof WriteError && error.code === "invalid_value",
+    (error: unknown) =>
+      error instanceof WriteError && error.code === "invalid_value",
   );
   assert.throws(
-    () => node.stampWrite([{ key: "k", value: JSON.stringify("x".repeat(70_000)) }]),
-    (error: unknown) => error instanceof WriteError && error.code === "value_too_large",
+    () =>
+      node.stampWrite([{
+        key: "k",
+        value: JSON.stringify("x".repeat(70_000)),
+      }]),
+    (error: unknown) =>
+      error instanceof WriteError && error.code === "value_too_large",
   );
   assert.deepEqual(node.clock, before);
   assert.equal(node.replica.size, 0);
@@ -132,7 +164,12 @@ Deno.test("GossipNode restores entries, rumors and clock", () => {
   const net = new MemoryNet();
   const state = {
     entries: [{ key: "k", value: "1", version: [5_000_000, 3, "a"] as const }],
-    rumors: [{ key: "k", version: [5_000_000, 3, "a"] as const, sends: 1, duplicates: 0 }],
+    rumors: [{
+      key: "k",
+      version: [5_000_000, 3, "a"] as const,
+      sends: 1,
+      duplicates: 0,
+    }],
     clock: [5_000_000, 3, "a"] as const,
   };
   const node = net.add("a", {}, state);
@@ -163,13 +200,21 @@ Deno.test("GossipNode collects expired tombstones", () => {
   assert.equal(node.replica.tombstones, 1);
   net.run(30_000, 1000);
   assert.equal(node.replica.tombstones, 0);
-  assert.ok(net.persisted.get("a")!.some((op) => op.type === "forget" && op.key === "gone"));
+  assert.ok(
+    net.persisted.get("a")!.some((op) =>
+      op.type === "forget" && op.key === "gone"
+    ),
+  );
 });
 
 Deno.test("GossipNode refuses pushes older than the tombstone lifetime", () => {
   const net = new MemoryNet();
   const node = net.add("a", { tombstoneTtlMs: 10_000 });
-  const old = { key: "zombie", value: "1", version: [net.now - 20_000, 0, "b"] as const };
+  const old = {
+    key: "zombie",
+    value: "1",
+    version: [net.now - 20_000, 0, "b"] as const,
+  };
   node.handleSyncRequest({ nodes: [], want: [], push: [old] }, "b");
   assert.equal(node.get("zombie"), undefined);
   assert.equal(node.counters.get("entries_rejected", { reason: "expired" }), 1);

@@ -4,7 +4,11 @@ import { delay, TestFleet } from "./helpers/process.ts";
 Deno.test("killed instance restarts with its data and catches up", async () => {
   await using fleet = await TestFleet.start(3);
   try {
-    const [a, b, c] = fleet.instances as [typeof fleet.instances[0], typeof fleet.instances[0], typeof fleet.instances[0]];
+    const [a, b, c] = fleet.instances as [
+      typeof fleet.instances[0],
+      typeof fleet.instances[0],
+      typeof fleet.instances[0],
+    ];
     for (let i = 0; i < 20; i++) await a.client.put(`before.${i}`, i);
     await fleet.waitConverged({ entries: 20 });
 
@@ -29,18 +33,25 @@ Deno.test("writes acknowledged before SIGKILL survive and spread", async () => {
   try {
     const target = fleet.instances[2]!;
     const acknowledged: string[] = [];
+    const someAcknowledged = Promise.withResolvers<void>();
     const writes = [];
-    for (let i = 0; i < 200; i++) {
+    for (let i = 0; i < 300; i++) {
+      const key = `burst.${i}`;
       writes.push(
-        target.client.put(`burst.${i}`, { i }).then(() => acknowledged.push(`burst.${i}`), () => {}),
+        target.client.put(key, { i }).then(() => {
+          acknowledged.push(key);
+          if (acknowledged.length === 20) someAcknowledged.resolve();
+        }, () => {}),
       );
-      if (i === 150) await delay(5);
     }
-    // Kill while the burst is still in flight.
-    await delay(20);
+    // Kill once some writes are acknowledged and the rest are in flight.
+    await someAcknowledged.promise;
     await target.kill();
     await Promise.all(writes);
-    assert.ok(acknowledged.length > 0, "some writes were acknowledged before the kill");
+    assert.ok(
+      acknowledged.length < 300,
+      "the kill came before the burst ended",
+    );
 
     const restarted = await fleet.restart(target);
     for (const key of acknowledged) {
@@ -67,7 +78,8 @@ Deno.test("restarted instance keeps its clock ahead", async () => {
   const [wallBefore, counterBefore] = before.version.split(".").map(Number);
   const [wallAfter, counterAfter] = after.version.split(".").map(Number);
   assert.ok(
-    wallAfter! > wallBefore! || (wallAfter === wallBefore && counterAfter! > counterBefore!),
+    wallAfter! > wallBefore! ||
+      (wallAfter === wallBefore && counterAfter! > counterBefore!),
     `${after.version} is after ${before.version}`,
   );
 });

@@ -9,7 +9,11 @@ const limits = { maxEntries: 256, maxEntryBytes: 500_000 };
 function filled(count: number, node = "a"): Replica {
   const replica = new Replica();
   for (let i = 0; i < count; i++) {
-    replica.apply({ key: `key-${i}`, value: `${i}`, version: [1000 + i, 0, node] });
+    replica.apply({
+      key: `key-${i}`,
+      value: `${i}`,
+      version: [1000 + i, 0, node],
+    });
   }
   return replica;
 }
@@ -63,7 +67,10 @@ Deno.test("sync bytes grow with differences, not keys", () => {
     b.apply({ key: "key-1", value: "changed", version: [99_999, 0, "b"] });
     sizes.push(sync(a, b).bytes);
   }
-  assert.ok(sizes[1]! < sizes[0]! * 2, `1 difference: ${sizes.join(" vs ")} bytes`);
+  assert.ok(
+    sizes[1]! < sizes[0]! * 2,
+    `1 difference: ${sizes.join(" vs ")} bytes`,
+  );
 });
 
 Deno.test("sync fills an empty replica in several frames", () => {
@@ -78,7 +85,11 @@ Deno.test("sync fills an empty replica in several frames", () => {
 Deno.test("answerSync skips wanted entries over the byte budget", () => {
   const b = new Replica();
   for (let i = 0; i < 5; i++) {
-    b.apply({ key: `k${i}`, value: JSON.stringify("x".repeat(1000)), version: [1, i, "b"] });
+    b.apply({
+      key: `k${i}`,
+      value: JSON.stringify("x".repeat(1000)),
+      version: [1, i, "b"],
+    });
   }
   const response = answerSync(b, {
     nodes: [],

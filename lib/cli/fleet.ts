@@ -198,6 +198,13 @@ export const fleetCommand: Command = {
             }`,
           );
         }
+        running--;
+        if (running === 0 && !stopping) {
+          write("every instance has exited; stopping the fleet");
+          stopping = true;
+          failed = true;
+          stopped.resolve();
+        }
         return status;
       });
       return { instance, child, pipes, exited };

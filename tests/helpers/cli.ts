@@ -17,7 +17,10 @@ export interface CliResult {
 }
 
 /** Runs `main.ts ARGS` and returns its exit code and output. */
-export async function runCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+export async function runCli(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<CliResult> {
   const output = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--config", CONFIG, "-A", MAIN, ...args],
     stdin: "null",

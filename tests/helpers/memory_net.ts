@@ -43,7 +43,11 @@ export class MemoryNet {
   };
 
   /** Adds a node; `dial` requests are ignored, links are made by `link()`. */
-  add(id: string, overrides: Partial<Settings> = {}, state?: NodeState): GossipNode {
+  add(
+    id: string,
+    overrides: Partial<Settings> = {},
+    state?: NodeState,
+  ): GossipNode {
     const settings = { ...defaultSettings("local"), ...overrides };
     this.events.set(id, []);
     this.persisted.set(id, []);
@@ -59,12 +63,24 @@ export class MemoryNet {
           const ends = this.#links.get(link);
           if (!ends) return;
           // Round-trip through JSON and the parser, as a real link would.
-          const parsed = parseFrame(JSON.stringify(frame), settings.maxFrameBytes);
-          if (!parsed.ok) throw new Error(`Node ${id} sent an invalid frame: ${parsed.message}`);
+          const parsed = parseFrame(
+            JSON.stringify(frame),
+            settings.maxFrameBytes,
+          );
+          if (!parsed.ok) {
+            throw new Error(
+              `Node ${id} sent an invalid frame: ${parsed.message}`,
+            );
+          }
           const [, peer] = ends;
           const back = this.#peerLink(link);
           if (back !== undefined) {
-            this.#pending.push({ from: id, to: peer, link: back, frame: parsed.frame });
+            this.#pending.push({
+              from: id,
+              to: peer,
+              link: back,
+              frame: parsed.frame,
+            });
           }
         },
         closeLink: (link) => this.unlinkById(link),

@@ -123,12 +123,19 @@ export class TestInstance {
     ]).then(() => {});
     child.status.then(() =>
       started.reject(
-        new Error(`Instance ${options.id} exited before it started:\n${logs.join("\n")}`),
+        new Error(
+          `Instance ${options.id} exited before it started:\n${
+            logs.join("\n")
+          }`,
+        ),
       )
     );
 
     const timer = setTimeout(
-      () => started.reject(new Error(`Instance ${options.id} did not start in 20 s`)),
+      () =>
+        started.reject(
+          new Error(`Instance ${options.id} did not start in 20 s`),
+        ),
       20_000,
     );
     try {
@@ -207,7 +214,9 @@ export class TestFleet {
     size: number,
     options: { flags?: string[]; seeds?: number } = {},
   ): Promise<TestFleet> {
-    const fleet = new TestFleet(await Deno.makeTempDir({ prefix: "grapevine-test-" }));
+    const fleet = new TestFleet(
+      await Deno.makeTempDir({ prefix: "grapevine-test-" }),
+    );
     try {
       const first = await fleet.add("n1", [], options.flags);
       const others = [];
@@ -246,7 +255,10 @@ export class TestFleet {
     overrides: Partial<InstanceOptions> = {},
   ): Promise<TestInstance> {
     const index = this.instances.indexOf(instance);
-    const next = await TestInstance.start({ ...instance.options, ...overrides });
+    const next = await TestInstance.start({
+      ...instance.options,
+      ...overrides,
+    });
     this.instances.splice(index, 1, next);
     return next;
   }
@@ -264,13 +276,19 @@ export class TestFleet {
    * instance's digest on timeout.
    */
   async waitConverged(
-    options: { entries?: number; timeoutMs?: number; instances?: TestInstance[] } = {},
+    options: {
+      entries?: number;
+      timeoutMs?: number;
+      instances?: TestInstance[];
+    } = {},
   ): Promise<StatusReport[]> {
     const instances = options.instances ?? this.instances;
     const deadline = Date.now() + (options.timeoutMs ?? 15_000);
     let reports: StatusReport[] = [];
     while (true) {
-      reports = await Promise.all(instances.map((instance) => instance.status()));
+      reports = await Promise.all(
+        instances.map((instance) => instance.status()),
+      );
       const digests = new Set(reports.map((report) => report.digest));
       const countOk = options.entries === undefined ||
         reports.every((report) => report.entries === options.entries);

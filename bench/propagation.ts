@@ -1,0 +1,300 @@
+/**
+ * Propagation benchmark: real instances on 127.0.0.1; for each update, the
+ * time from the acknowledged write until every instance has applied it, and
+ * the rumor frames each instance received per update.
+ *
+ * Baseline in the same run ("star"): the benchmark itself holds a link to
+ * every instance and sends each update straight to all of them, one frame
+ * each: the one-hop floor. Gossip and star updates alternate, so both see
+ * the same machine load. Arrival is observed on each instance's change feed
+ * (`GET /v1/watch`), the same way for both.
+ *
+ * @module
+ */
+
+import { TestFleet } from "../tests/helpers/process.ts";
+import type { StatusReport } from "../lib/http/status.ts";
+import { PROTOCOL_VERSION } from "../lib/protocol/messages.ts";
+import { gossipUrl } from "../lib/net/link_manager.ts";
+
+/** Latency statistics of one mode, in milliseconds. */
+export interface Summary {
+  readonly count: number;
+  readonly medianMs: number;
+  readonly p99Ms: number;
+  readonly maxMs: number;
+}
+
+/** Results of one fleet size. */
+export interface PropagationResult {
+  readonly size: number;
+  readonly updates: number;
+  readonly gossip: Summary;
+  readonly star: Summary;
+  /** Rumor frames received per instance per gossip update. */
+  readonly gossipFramesPerInstance: number;
+  /** Bytes of rumor traffic received per instance per gossip update (all frame types). */
+  readonly gossipBytesPerInstance: number;
+}
+
+/** Returns the q-quantile (0..1) of sorted values, nearest rank. */
+export function quantile(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return NaN;
+  const index = Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1);
+  return sorted[Math.max(0, index)]!;
+}
+
+function summarize(samples: number[]): Summary {
+  const sorted = [...samples].sort((a, b) => a - b);
+  return {
+    count: sorted.length,
+    medianMs: quantile(sorted, 0.5),
+    p99Ms: quantile(sorted, 0.99),
+    maxMs: sorted[sorted.length - 1] ?? NaN,
+  };
+}
+
+/** Waits for change events on every instance's feed. */
+class ArrivalWatcher {
+  readonly #waiters = new Map<
+    string,
+    { left: Set<string>; done: () => void; last: number }
+  >();
+  readonly #controllers: AbortController[] = [];
+  readonly #readers: Promise<void>[] = [];
+  readonly #streams: ReadableStreamDefaultReader<string>[] = [];
+
+  async open(urls: { id: string; url: string }[]): Promise<void> {
+    const ready: Promise<void>[] = [];
+    for (const { id, url } of urls) {
+      const controller = new AbortController();
+      this.#controllers.push(controller);
+      const response = await fetch(`${url}/v1/watch?prefix=bench.`, {
+        signal: controller.signal,
+      });
+      const opened = Promise.withResolvers<void>();
+      ready.push(opened.promise);
+      this.#readers.push(this.#read(id, response.body!, opened.resolve));
+    }
+    await Promise.all(ready);
+  }
+
+  /** Resolves with the arrival time at the last instance. */
+  expect(key: string, ids: readonly string[]): Promise<number> {
+    const { promise, resolve } = Promise.withResolvers<number>();
+    const waiter = {
+      left: new Set(ids),
+      last: 0,
+      done: () => resolve(waiter.last),
+    };
+    this.#waiters.set(key, waiter);
+    return promise;
+  }
+
+  async close(): Promise<void> {
+    // Aborting the fetch alone does not end a body already piped through a
+    // decoder, so the readers are cancelled too.
+    for (const reader of this.#streams) await reader.cancel().catch(() => {});
+    for (const controller of this.#controllers) controller.abort();
+    await Promise.allSettled(this.#readers);
+  }
+
+  async #read(
+    id: string,
+    body: ReadableStream<Uint8Array>,
+    opened: () => void,
+  ) {
+    let buffered = "";
+    const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+    this.#streams.push(reader);
+    try {
+      while (true) {
+        const { done, value: chunk } = await reader.read();
+        if (done) break;
+        const now = performance.now();
+        buffered += chunk;
+        const events = buffered.split("\n\n");
+        buffered = events.pop() ?? "";
+        for (const event of events) {
+          if (event.includes("event: ready")) opened();
+          if (!event.includes("event: change")) continue;
+          const data = event.split("\n").find((line) =>
+            line.startsWith("data: ")
+          );
+          if (!data) continue;
+          const key = JSON.parse(data.slice(6)).key as string;
+          const waiter = this.#waiters.get(key);
+          if (!waiter || !waiter.left.delete(id)) continue;
+          waiter.last = Math.max(waiter.last, now);
+          if (waiter.left.size === 0) {
+            this.#waiters.delete(key);
+            waiter.done();
+          }
+        }
+      }
+    } catch {
+      // Aborted by close().
+    }
+  }
+}
+
+/** A fake peer holding one link to every instance: the star sender. */
+class StarSender {
+  readonly #sockets: WebSocket[] = [];
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #seq = 0;
+
+  async open(urls: string[]): Promise<void> {
+    await Promise.all(urls.map(async (url) => {
+      const socket = new WebSocket(gossipUrl(url));
+      const open = Promise.withResolvers<void>();
+      socket.onopen = () => {
+        socket.send(JSON.stringify({
+          v: PROTOCOL_VERSION,
+          type: "hello",
+          member: {
+            id: "bench-star",
+            region: "bench",
+            url: null,
+            incarnation: 1,
+          },
+        }));
+        open.resolve();
+      };
+      socket.onerror = () => open.reject(new Error(`cannot link to ${url}`));
+      socket.onmessage = (event) => {
+        // Answer anti-entropy requests so the instances' sessions end.
+        const frame = JSON.parse(event.data);
+        if (frame.type === "sync_request") {
+          socket.send(JSON.stringify({
+            v: PROTOCOL_VERSION,
+            type: "sync_response",
+            rid: frame.rid,
+            body: { diffs: [], entries: [], skipped: [] },
+          }));
+        }
+      };
+      await open.promise;
+      this.#sockets.push(socket);
+    }));
+    this.#timer = setInterval(() => {
+      for (const socket of this.#sockets) {
+        socket.send(
+          JSON.stringify({
+            v: PROTOCOL_VERSION,
+            type: "ping",
+            seq: this.#seq++,
+          }),
+        );
+      }
+    }, 500);
+  }
+
+  /** Sends one entry to every instance, one frame each. */
+  send(key: string, value: string, version: [number, number, string]): void {
+    const frame = JSON.stringify({
+      v: PROTOCOL_VERSION,
+      type: "rumor",
+      entries: [{ key, value, version }],
+    });
+    for (const socket of this.#sockets) socket.send(frame);
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#timer);
+    await Promise.all(this.#sockets.map((socket) => {
+      if (socket.readyState === WebSocket.CLOSED) return;
+      const closed = new Promise((resolve) =>
+        socket.addEventListener("close", resolve)
+      );
+      socket.close();
+      return closed;
+    }));
+  }
+}
+
+function rumorFrames(report: StatusReport): number {
+  return report.counters["frames_in{type=rumor}"] ?? 0;
+}
+
+function bytesIn(report: StatusReport): number {
+  return report.counters["bytes_in"] ?? 0;
+}
+
+/** Runs the benchmark for one fleet size. */
+export async function measurePropagation(
+  size: number,
+  updates: number,
+  log: (line: string) => void = () => {},
+): Promise<PropagationResult> {
+  const fleet = await TestFleet.start(size, {
+    flags: ["--log-level", "info"],
+  });
+  const watcher = new ArrivalWatcher();
+  const star = new StarSender();
+  try {
+    // Let links form and the first reshuffles settle.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const ids = fleet.instances.map((instance) => instance.options.id);
+    await watcher.open(
+      fleet.instances.map((instance) => ({
+        id: instance.options.id,
+        url: instance.url,
+      })),
+    );
+    await star.open(fleet.instances.map((instance) => instance.url));
+
+    const gossip: number[] = [];
+    const starTimes: number[] = [];
+    let frames = 0;
+    let bytes = 0;
+    for (let i = 0; i < updates; i++) {
+      // Gossip: write through a random instance; every other one must apply it.
+      const writer = fleet.instances[i % size]!;
+      const key = `bench.gossip.${i}`;
+      const others = ids.filter((id) => id !== writer.options.id);
+      const before = await Promise.all(
+        fleet.instances.map((instance) => instance.status()),
+      );
+      const arrived = watcher.expect(key, others);
+      await writer.client.put(key, { i, padding: "x".repeat(150) });
+      const acked = performance.now();
+      gossip.push((await arrived) - acked);
+      // Let feedback and duplicates finish before counting frames.
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      const after = await Promise.all(
+        fleet.instances.map((instance) => instance.status()),
+      );
+      for (let n = 0; n < size; n++) {
+        frames += rumorFrames(after[n]!) - rumorFrames(before[n]!);
+        bytes += bytesIn(after[n]!) - bytesIn(before[n]!);
+      }
+
+      // Star: the benchmark sends the update to every instance itself.
+      const starKey = `bench.star.${i}`;
+      const starArrived = watcher.expect(starKey, ids);
+      const sent = performance.now();
+      star.send(starKey, JSON.stringify({ i, padding: "x".repeat(150) }), [
+        Date.now(),
+        0,
+        "bench-star",
+      ]);
+      starTimes.push((await starArrived) - sent);
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      if ((i + 1) % 50 === 0) log(`  N=${size}: ${i + 1}/${updates} updates`);
+    }
+    return {
+      size,
+      updates,
+      gossip: summarize(gossip),
+      star: summarize(starTimes),
+      // Status requests add no rumor frames, but do add bytes of other frames.
+      gossipFramesPerInstance: frames / updates / size,
+      gossipBytesPerInstance: bytes / updates / size,
+    };
+  } finally {
+    await star.close();
+    await watcher.close();
+    await fleet.stop();
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * Runs the benchmark suite and writes bench/RESULTS.md.
+ *
+ * ```sh
+ * deno task bench            # full run
+ * deno task bench --quick    # smoke run for CI, under two minutes
+ * ```
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { measurePropagation, type PropagationResult } from "./propagation.ts";
+
+const args = parseArgs({
+  args: Deno.args,
+  options: {
+    quick: { type: "boolean" },
+    out: { type: "string" },
+    updates: { type: "string" },
+  },
+});
+const quick = Boolean(args.values.quick);
+const updates = Number(args.values.updates ?? (quick ? 40 : 200));
+const sizes = quick ? [5] : [5, 20];
+const out = args.values.out ??
+  new URL(quick ? "./RESULTS.quick.md" : "./RESULTS.md", import.meta.url)
+    .pathname;
+
+async function machine(): Promise<string> {
+  const cpuinfo = await Deno.readTextFile("/proc/cpuinfo").catch(() => "");
+  const model = /model name\s*:\s*(.+)/.exec(cpuinfo)?.[1] ?? "unknown CPU";
+  const cores = navigator.hardwareConcurrency;
+  const memory = Math.round(Deno.systemMemoryInfo().total / 2 ** 30);
+  return `${model}, ${cores} cores, ${memory} GiB; ${Deno.build.os} ${Deno.osRelease()}; Deno ${Deno.version.deno}`;
+}
+
+const fmt = (ms: number) => ms.toFixed(2);
+
+function propagationTable(results: PropagationResult[]): string {
+  const lines = [
+    "| N | updates | gossip median / p99 / max (ms) | star median / p99 / max (ms) | p99 ratio gossip/star | rumor frames per instance per update | bytes in per instance per update |",
+    "|---|---|---|---|---|---|---|",
+  ];
+  for (const result of results) {
+    const { gossip, star } = result;
+    lines.push(
+      `| ${result.size} | ${result.updates} | ${fmt(gossip.medianMs)} / ${
+        fmt(gossip.p99Ms)
+      } / ${fmt(gossip.maxMs)} | ` +
+        `${fmt(star.medianMs)} / ${fmt(star.p99Ms)} / ${fmt(star.maxMs)} | ${
+          (gossip.p99Ms / star.p99Ms).toFixed(2)
+        } | ` +
+        `${result.gossipFramesPerInstance.toFixed(2)} (star: 1) | ${
+          Math.round(result.gossipBytesPerInstance)
+        } |`,
+    );
+  }
+  return lines.join("\n");
+}
+
+const started = Date.now();
+const results: PropagationResult[] = [];
+for (const size of sizes) {
+  console.log(`propagation: N=${size}, ${updates} updates`);
+  results.push(await measurePropagation(size, updates, console.log));
+}
+
+const report = `# Benchmark results
+
+Written by \`deno task bench${quick ? " --quick" : ""}\` on ${
+  new Date().toISOString()
+}.
+
+Machine: ${await machine()}.
+Settings: the \`local\` preset with its defaults (fanout 3, share limit
+4 × ceil(log10(N + 1)), feedback limit 3), one process per instance on
+127.0.0.1, values of about 170 bytes of JSON.
+
+## Propagation
+
+Time from an acknowledged write until every instance has applied it, seen
+on each instance's change feed. The gossip writer is a different instance
+each update. "star" is the baseline in the same run: the benchmark holds a
+link to every instance and sends the update to each directly, one frame
+each, which is the one-hop floor. Gossip and star updates alternate.
+"Rumor frames" counts \`rumor\` frames received by all instances for one
+gossip update, divided by N; "bytes in" counts all frames in the same
+window, including keepalives and anti-entropy.
+
+${propagationTable(results)}
+
+Total run time: ${Math.round((Date.now() - started) / 1000)} s.
+`;
+await Deno.writeTextFile(out, report);
+console.log(report);
+console.log(`wrote ${out}`);
