@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { delay, TestFleet } from "./helpers/process.ts";
+import { TestFleet } from "./helpers/process.ts";
 
 Deno.test("killed instance restarts with its data and catches up", async () => {
   await using fleet = await TestFleet.start(3);
