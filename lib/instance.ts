@@ -12,6 +12,7 @@ import { createApp, type InstanceApi } from "./http/app.ts";
 import { buildStatus, type StatusReport } from "./http/status.ts";
 import { Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
+import { exportOtelMetrics, otelEnabled } from "./otel.ts";
 import { LinkManager } from "./net/link_manager.ts";
 import { runHttpSync } from "./net/http_sync.ts";
 import { formatVersion } from "./protocol/clock.ts";
@@ -120,11 +121,13 @@ export class Instance implements InstanceApi, AsyncDisposable {
     this.port = built.port;
     this.url = built.url;
     this.tracker.restore(this.node.rumors());
-    this.metrics = new Metrics({
+    const metricsSource = {
       counters: this.counters,
       node: this.node,
       watchers: () => this.feed.listeners,
-    }, this.#startedMs);
+    };
+    this.metrics = new Metrics(metricsSource, this.#startedMs);
+    if (otelEnabled()) exportOtelMetrics(metricsSource);
     this.#app = createApp(this);
   }
 
@@ -169,6 +172,8 @@ export class Instance implements InstanceApi, AsyncDisposable {
       level: settings.logLevel,
       format: settings.logFormat,
       base: { instance: id },
+      // Deno exports console output as OpenTelemetry logs.
+      write: otelEnabled() ? (line) => console.error(line) : undefined,
     });
 
     try {
