@@ -29,7 +29,7 @@ export interface ChangeMessage {
   readonly version: string;
   /** Update id, `key@version`. */
   readonly update: string;
-  /** How the change reached the instance: local, rumor, push or pull. */
+  /** Source of the change: local, rumor, push or pull. */
   readonly source: string;
   /** Peer the change came from, or `null` for a local write. */
   readonly from: string | null;
@@ -58,7 +58,7 @@ export interface ReadyMessage {
   readonly instance: string;
 }
 
-/** What `watch()` yields. */
+/** Message yielded by `watch()`. */
 export type WatchMessage = ChangeMessage | ResetMessage | ReadyMessage;
 
 /** Options of {@link GrapevineClient.watch}. */

@@ -13,7 +13,7 @@ import type { GossipNode } from "./protocol/node.ts";
 /**
  * The counters the core and the adapters keep, by counter name, with their
  * label names. They are exported from the start, so that a scrape shows
- * every family even before its first count; counters not listed here are
+ * every family even before its first count. Counters not listed here are
  * exported once counted.
  */
 export const KNOWN_COUNTERS: Readonly<

@@ -10,7 +10,7 @@
 import { metrics } from "@opentelemetry/api";
 import { KNOWN_COUNTERS, type MetricsSource } from "./metrics.ts";
 
-/** Whether Deno's OpenTelemetry export is switched on for this process. */
+/** Returns whether Deno's OpenTelemetry export is switched on for this process. */
 export function otelEnabled(): boolean {
   return Deno.env.get("OTEL_DENO") === "true";
 }
@@ -22,6 +22,8 @@ export function otelEnabled(): boolean {
 export function exportOtelMetrics(source: MetricsSource): void {
   const meter = metrics.getMeter("grapevine");
   const { counters, node } = source;
+  // NOTE: only the counters listed in KNOWN_COUNTERS are exported here,
+  // unlike /metrics, which also exports counters added later.
   for (const [name, spec] of Object.entries(KNOWN_COUNTERS)) {
     meter.createObservableCounter(`grapevine.${name}`, {
       description: spec.help,

@@ -1,7 +1,7 @@
 /**
  * Update tracking: for each update (`key@version`) this instance applied,
  * when it applied it, from whom, and when it stopped spreading it. Together
- * with the replica and the rumor buffer this answers, per instance, whether
+ * with the replica and the rumor buffer this reports, per instance, whether
  * an update arrived and how long it took (`GET /v1/updates/:id`), and feeds
  * the dashboard's live view (`GET /v1/events`).
  *
@@ -18,15 +18,15 @@ import type { ChangeSource, GossipNode } from "./protocol/node.ts";
 
 /**
  * State of one update on one instance:
- * - `not_received`: the instance holds no version of the key, or an older one;
- * - `spreading`: it holds this version and still pushes it as a rumor;
- * - `done`: it holds this version and no longer pushes it, or never did
- *   because anti-entropy delivered it;
- * - `superseded`: it holds a newer version of the key.
+ * - `not_received`: the instance has no version of the key, or an older one.
+ * - `spreading`: it has this version and still pushes it as a rumor.
+ * - `done`: it has this version and no longer pushes it, or never did
+ *   because anti-entropy delivered it.
+ * - `superseded`: it has a newer version of the key.
  */
 export type UpdateState = "not_received" | "spreading" | "done" | "superseded";
 
-/** What `GET /v1/updates/:id` returns for one instance. */
+/** Report of `GET /v1/updates/:id` for one instance. */
 export interface UpdateReport {
   /** Update id, `key@version`. */
   update: string;
@@ -43,16 +43,16 @@ export interface UpdateReport {
   applied_at: string | null;
   /** Milliseconds from the write to its application here; clocks of different machines skew this. */
   applied_after_ms: number | null;
-  /** How the update arrived: local, rumor, push or pull. */
+  /** Source of the update here: local, rumor, push or pull. */
   source: ChangeSource | null;
   /** Peer it arrived from, or `null`. */
   from: string | null;
   /** When this instance stopped spreading it. */
   done_at: string | null;
   done_after_ms: number | null;
-  /** Why spreading stopped, such as `share_limit`, `feedback` or `anti_entropy`. */
+  /** Reason spreading stopped, such as `share_limit`, `feedback` or `anti_entropy`. */
   done_reason: string | null;
-  /** Pushes and duplicate answers so far, while the rumor is infective. */
+  /** Pushes made and duplicates reported by peers, while the rumor is infective. */
   rumor: { sends: number; duplicates: number } | null;
 }
 

@@ -93,7 +93,7 @@ Deno.test("metrics parse as Prometheus text", async () => {
       }),
       1,
     );
-    // Membership may still be spreading, so b knows at least itself and a.
+    // Membership may still be spreading, so b lists at least itself and a.
     const alive = value(families, "grapevine_members", { state: "alive" });
     assert.ok(alive! >= 2, `${alive} members alive`);
     assert.equal(value(families, "grapevine_entries", { kind: "live" }), 5);

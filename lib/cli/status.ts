@@ -1,6 +1,6 @@
 /**
  * `main.ts status`: asks every instance of the fleet for its status and
- * says whether they all hold the same entries. With `--update ID`, asks
+ * says whether they all hold the same entries. With `--update ID`, queries
  * each instance whether it has that update and how long it took.
  *
  * @module

@@ -1,5 +1,5 @@
 /**
- * `main.ts status --update ID`: asks every instance whether it has an
+ * `main.ts status --update ID`: queries every instance whether it has an
  * update, when it applied it and whether it still spreads it.
  *
  * @module
@@ -9,17 +9,17 @@ import { GrapevineClient } from "../client.ts";
 import type { UpdateReport } from "../update_tracker.ts";
 import { formatTable } from "./status.ts";
 
-/** One instance's answer. */
+/** One instance's report, or the error that prevented it. */
 export interface UpdateRow {
   readonly url: string;
   readonly report?: UpdateReport;
   readonly error?: string;
 }
 
-/** Answers of every instance about one update. */
+/** Reports of every instance about one update. */
 export interface UpdateStatus {
   readonly update: string;
-  /** True when every instance answered and holds the update or a newer version. */
+  /** True when every instance responded and has the update or a newer version. */
   readonly complete: boolean;
   readonly instances: UpdateRow[];
 }

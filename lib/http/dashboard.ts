@@ -21,7 +21,7 @@ const FILES: Record<string, { name: string; type: string }> = {
   },
 };
 
-/** Whether a request prefers HTML, as a browser navigating to a page does. */
+/** Returns whether a request prefers HTML, as a browser navigating to a page does. */
 export function wantsHtml(c: Context): boolean {
   return (c.req.header("accept") ?? "").includes("text/html");
 }

@@ -4,7 +4,7 @@
  *
  * Events, with JSON data:
  * - `hello`, first on each connection: `{ instance, region, url, updates }`,
- *   where `updates` holds the reports of the most recent updates, newest
+ *   where `updates` contains the reports of the most recent updates, newest
  *   first. A reconnecting client starts over from it, so the stream has no
  *   event ids.
  * - `update`: one {@link UpdateReport}, sent when this instance applies an
@@ -28,7 +28,7 @@ const MAX_PENDING_REPORTS = 10_000;
 /** Milliseconds a browser waits before it reconnects a dropped stream. */
 const RETRY_MS = 1000;
 
-/** What the update stream needs from an instance. */
+/** Parts of an instance that the update stream reads. */
 export interface UpdateStreamSource {
   readonly tracker: UpdateTracker;
   /** Aborted when the instance stops; open streams then end. */

@@ -68,6 +68,8 @@ function addInstance(member) {
   return instance;
 }
 
+// NOTE: the page holds one event stream per instance and polls every
+// instance's status, which suits fleets of tens of instances, not thousands.
 function openStream(instance) {
   const stream = new EventSource(`${instance.url}/v1/events`);
   instance.stream = stream;
