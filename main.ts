@@ -5,6 +5,7 @@
  * deno run -A main.ts fleet            # start the local fleet of deploy.yml
  * deno run -A main.ts push KEY VALUE   # set a key through the first instance
  * deno run -A main.ts status           # check that every instance agrees
+ * deno run -A main.ts watch PREFIX     # print changes as they happen
  * ```
  *
  * @module
@@ -25,6 +26,7 @@ import {
 import { fleetCommand } from "./lib/cli/fleet.ts";
 import { serveCommand } from "./lib/cli/serve.ts";
 import { statusCommand } from "./lib/cli/status.ts";
+import { watchCommand } from "./lib/cli/watch.ts";
 import { ClientError } from "./lib/client.ts";
 import { ConfigFileError } from "./lib/config_file.ts";
 import { SettingsError } from "./lib/config.ts";
@@ -39,6 +41,7 @@ const COMMANDS: Command[] = [
   deleteCommand,
   listCommand,
   statusCommand,
+  watchCommand,
 ];
 
 function usage(): string {

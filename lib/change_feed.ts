@@ -20,6 +20,8 @@ export interface ChangeEvent {
   /** Version, formatted as `wall.counter.node`. */
   readonly version: string;
   readonly source: ChangeSource;
+  /** Id of the peer the change came from; `undefined` for a local write. */
+  readonly from: string | undefined;
   /** Local time the change was applied, in milliseconds. */
   readonly appliedMs: number;
 }
@@ -63,13 +65,19 @@ export class ChangeFeed {
   }
 
   /** Records a change and hands it to every listener. */
-  publish(entry: Entry, source: ChangeSource, appliedMs: number): ChangeEvent {
+  publish(
+    entry: Entry,
+    source: ChangeSource,
+    appliedMs: number,
+    from?: string,
+  ): ChangeEvent {
     const event: ChangeEvent = {
       seq: ++this.#seq,
       key: entry.key,
       value: entry.value,
       version: formatVersion(entry.version),
       source,
+      from,
       appliedMs,
     };
     this.#buffer.push(event);

@@ -1,10 +1,13 @@
 /**
- * A typed client of the Grapevine HTTP API, for Deno and browsers.
+ * A typed client of the Grapevine HTTP API, for Deno and browsers: reads,
+ * writes, status, update tracking and a reconnecting watch of changes.
+ * It uses only `fetch`, streams and timers, so it runs wherever those exist.
  *
  * @module
  */
 
 import type { StatusReport } from "./http/status.ts";
+import type { UpdateReport } from "./update_tracker.ts";
 
 /** An entry as the API returns it. */
 export interface EntryView {
@@ -12,6 +15,77 @@ export interface EntryView {
   value: unknown;
   version: string;
   updated_at: string;
+}
+
+/** A change as `watch()` yields it. */
+export interface ChangeMessage {
+  readonly type: "change";
+  /** SSE event id, `EPOCH:SEQ`; pass it as `lastEventId` to resume. */
+  readonly id: string;
+  readonly key: string;
+  /** The new value, or `null` for a delete. */
+  readonly value: unknown;
+  readonly deleted: boolean;
+  readonly version: string;
+  /** Update id, `key@version`. */
+  readonly update: string;
+  /** Source of the change: local, rumor, push or pull. */
+  readonly source: string;
+  /** Peer the change came from, or `null` for a local write. */
+  readonly from: string | null;
+  /** When the instance applied it, as an ISO 8601 time. */
+  readonly appliedAt: string;
+}
+
+/**
+ * Yielded when changes may have been missed (the instance restarted, or
+ * the watcher fell behind its replay buffer), and at the start when
+ * `list: true` was given: the full current state under the prefix, read
+ * after the stream reconnected, so that later changes apply on top of it.
+ */
+export interface ResetMessage {
+  readonly type: "reset";
+  readonly reason: string;
+  readonly entries: EntryView[];
+}
+
+/** Yielded each time the stream (re)connects and is live. */
+export interface ReadyMessage {
+  readonly type: "ready";
+  /** Id of the last event covered so far. */
+  readonly id: string;
+  /** Instance serving the stream. */
+  readonly instance: string;
+}
+
+/** Message yielded by `watch()`. */
+export type WatchMessage = ChangeMessage | ResetMessage | ReadyMessage;
+
+/** Options of {@link GrapevineClient.watch}. */
+export interface WatchOptions {
+  /** Stops the watch; the iterator then ends without an error. */
+  readonly signal?: AbortSignal;
+  /** Event id to resume after, from an earlier `change` or `ready`. */
+  readonly lastEventId?: string;
+  /** Yield a `reset` with the current entries once the first stream is live. */
+  readonly list?: boolean;
+  /** First reconnect delay in milliseconds; doubles up to `retryMaxMs`. */
+  readonly retryMinMs?: number;
+  /** Largest reconnect delay in milliseconds. */
+  readonly retryMaxMs?: number;
+  /**
+   * Failed connection attempts in a row after which the iterator throws
+   * the last error; unlimited by default.
+   */
+  readonly maxRetries?: number;
+}
+
+/** One parsed Server-Sent Event. */
+export interface ServerSentEvent {
+  readonly event: string;
+  readonly data: string;
+  /** The last event id seen on the stream so far. */
+  readonly id: string | undefined;
 }
 
 /** Raised for a failed request; carries the API's error code when there is one. */
@@ -96,6 +170,130 @@ export class GrapevineClient {
     return this.#request("GET", "/v1/status");
   }
 
+  /**
+   * Reports whether this instance has an update (`key@version`), when it
+   * applied it and whether it still spreads it.
+   */
+  update(id: string): Promise<UpdateReport> {
+    return this.#request(
+      "GET",
+      `/v1/updates/${id.split("/").map(encodeURIComponent).join("/")}`,
+    );
+  }
+
+  /**
+   * Watches changes under a key prefix, reconnecting with `Last-Event-ID`
+   * after a dropped connection so that no change is missed. When missed
+   * changes cannot be replayed, it reads the full state and yields a
+   * `reset`. Ends when `signal` aborts or the loop breaks.
+   *
+   * @throws {ClientError} for a rejected request (HTTP 4xx), or after
+   * `maxRetries` failed attempts in a row.
+   *
+   * @example
+   * ```ts ignore
+   * const client = new GrapevineClient("http://127.0.0.1:8001");
+   * for await (const message of client.watch("features.", { list: true })) {
+   *   if (message.type === "change") console.log(message.key, message.value);
+   * }
+   * ```
+   */
+  async *watch(
+    prefix = "",
+    options: WatchOptions = {},
+  ): AsyncGenerator<WatchMessage> {
+    const retryMinMs = options.retryMinMs ?? 250;
+    const retryMaxMs = options.retryMaxMs ?? 10_000;
+    const maxRetries = options.maxRetries ?? Infinity;
+    const query = prefix ? `?prefix=${encodeURIComponent(prefix)}` : "";
+    const url = `${this.baseUrl}/v1/watch${query}`;
+    let lastId = options.lastEventId;
+    let listPending = options.list ?? false;
+    let failures = 0;
+
+    while (!options.signal?.aborted) {
+      const controller = new AbortController();
+      const abort = () => controller.abort();
+      options.signal?.addEventListener("abort", abort);
+      let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+      let failure: ClientError | undefined;
+      try {
+        let response: Response;
+        try {
+          response = await fetch(url, {
+            headers: {
+              accept: "text/event-stream",
+              ...(lastId ? { "last-event-id": lastId } : {}),
+            },
+            signal: controller.signal,
+          });
+        } catch (error) {
+          throw new ClientError(
+            `GET ${url} failed: ${(error as Error).message}`,
+            0,
+            "unreachable",
+          );
+        }
+        if (!response.ok || !response.body) {
+          const text = await response.text();
+          const error = new ClientError(
+            errorMessage(text) ?? `GET ${url} returned HTTP ${response.status}`,
+            response.status,
+            errorCode(text) ?? "http_error",
+          );
+          // A rejected request fails the same way on every retry.
+          if (response.status >= 400 && response.status < 500) throw error;
+          failure = error;
+        } else {
+          reader = response.body.getReader();
+          for await (const event of readServerSentEvents(reader)) {
+            const data = JSON.parse(event.data);
+            if (event.event === "change") {
+              yield toChangeMessage(event.id ?? "", data);
+            } else if (event.event === "reset") {
+              const entries = await this.list(prefix);
+              listPending = false;
+              yield { type: "reset", reason: data.reason, entries };
+            } else if (event.event === "ready") {
+              failures = 0;
+              yield {
+                type: "ready",
+                id: event.id ?? "",
+                instance: data.instance,
+              };
+              if (listPending) {
+                const entries = await this.list(prefix);
+                listPending = false;
+                yield { type: "reset", reason: "initial listing", entries };
+              }
+            }
+            // Only now is the event handled: a reset whose listing failed
+            // is asked for again by reconnecting with the previous id.
+            lastId = event.id ?? lastId;
+          }
+          failure = new ClientError(`GET ${url} ended`, 0, "disconnected");
+        }
+      } catch (error) {
+        if (options.signal?.aborted) return;
+        if (error instanceof ClientError && error.status >= 400) throw error;
+        failure = error instanceof ClientError ? error : new ClientError(
+          `GET ${url} failed: ${(error as Error).message}`,
+          0,
+          "disconnected",
+        );
+      } finally {
+        options.signal?.removeEventListener("abort", abort);
+        controller.abort();
+        await reader?.cancel().catch(() => {});
+      }
+      if (options.signal?.aborted) return;
+      failures++;
+      if (failures > maxRetries) throw failure;
+      const delayMs = Math.min(retryMaxMs, retryMinMs * 2 ** (failures - 1));
+      await sleep(delayMs * (0.5 + Math.random() / 2), options.signal);
+    }
+  }
+
   async #request<T>(method: string, path: string, body?: unknown): Promise<T> {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), this.#timeoutMs);
@@ -150,4 +348,90 @@ export class GrapevineClient {
 
 function configPath(key: string): string {
   return `/v1/config/${key.split("/").map(encodeURIComponent).join("/")}`;
+}
+
+/**
+ * Parses a Server-Sent Events stream as the WHATWG HTML standard defines
+ * it: `event`, `data` and `id` fields, comments ignored, one event per blank
+ * line.
+ */
+export async function* readServerSentEvents(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+): AsyncGenerator<ServerSentEvent> {
+  const decoder = new TextDecoder();
+  let buffered = "";
+  let event = "";
+  let data: string[] = [];
+  let id: string | undefined;
+  while (true) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffered += decoder.decode(value, { stream: true });
+    const lines = buffered.split(/\r\n|\r|\n/);
+    buffered = lines.pop() ?? "";
+    for (const line of lines) {
+      if (line === "") {
+        if (data.length > 0) {
+          yield { event: event || "message", data: data.join("\n"), id };
+        }
+        event = "";
+        data = [];
+        continue;
+      }
+      if (line.startsWith(":")) continue;
+      const colon = line.indexOf(":");
+      const field = colon < 0 ? line : line.slice(0, colon);
+      let text = colon < 0 ? "" : line.slice(colon + 1);
+      if (text.startsWith(" ")) text = text.slice(1);
+      if (field === "event") event = text;
+      else if (field === "data") data.push(text);
+      else if (field === "id" && !text.includes("\0")) id = text;
+    }
+  }
+}
+
+function toChangeMessage(
+  id: string,
+  data: Record<string, unknown>,
+): ChangeMessage {
+  return {
+    type: "change",
+    id,
+    key: String(data.key),
+    value: data.value,
+    deleted: Boolean(data.deleted),
+    version: String(data.version),
+    update: String(data.update),
+    source: String(data.source),
+    from: typeof data.from === "string" ? data.from : null,
+    appliedAt: String(data.applied_at),
+  };
+}
+
+function errorMessage(text: string): string | undefined {
+  try {
+    return JSON.parse(text)?.error?.message;
+  } catch {
+    return undefined;
+  }
+}
+
+function errorCode(text: string): string | undefined {
+  try {
+    return JSON.parse(text)?.error?.code;
+  } catch {
+    return undefined;
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done);
+  });
 }

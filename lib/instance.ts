@@ -11,14 +11,22 @@ import type { Settings } from "./config.ts";
 import { createApp, type InstanceApi } from "./http/app.ts";
 import { buildStatus, type StatusReport } from "./http/status.ts";
 import { Logger } from "./log.ts";
+import { Metrics } from "./metrics.ts";
+import { exportOtelMetrics, otelEnabled } from "./otel.ts";
 import { LinkManager } from "./net/link_manager.ts";
 import { runHttpSync } from "./net/http_sync.ts";
+import { formatVersion } from "./protocol/clock.ts";
 import type { Entry } from "./protocol/entry.ts";
 import { Counters } from "./protocol/counters.ts";
 import { type Change, GossipNode, type NodeEvent } from "./protocol/node.ts";
 import { CommitQueue } from "./store/commit_queue.ts";
 import { KvStore } from "./store/kv_store.ts";
 import type { Store } from "./store/store.ts";
+import {
+  buildUpdateReport,
+  type UpdateReport,
+  UpdateTracker,
+} from "./update_tracker.ts";
 
 /** Raised when an instance cannot start; the message says why and what to do. */
 export class StartError extends Error {
@@ -30,6 +38,8 @@ export class StartError extends Error {
 
 /** Events kept in the watch replay buffer. */
 const FEED_CAPACITY = 10_000;
+/** Updates whose applied and done times are kept for update tracking. */
+const TRACKER_CAPACITY = 10_000;
 /** Least time between two writes of the last-sync time to KV. */
 const LAST_SYNC_WRITE_MS = 10_000;
 
@@ -52,6 +62,9 @@ export class Instance implements InstanceApi, AsyncDisposable {
   readonly counters = new Counters();
   readonly node: GossipNode;
   readonly feed: ChangeFeed;
+  /** Applied and done times of recent updates. */
+  readonly tracker = new UpdateTracker(TRACKER_CAPACITY);
+  readonly metrics: Metrics;
   readonly log: Logger;
   /** Base URL other instances dial, or null when not dialable. */
   readonly url: string | null;
@@ -84,9 +97,14 @@ export class Instance implements InstanceApi, AsyncDisposable {
     this.#store = parts.store;
     this.log = parts.log;
     this.feed = new ChangeFeed(FEED_CAPACITY, crypto.randomUUID().slice(0, 8));
-    this.#queue = new CommitQueue(this.#store, (error, ops) => {
-      this.log.error("KV commit failed", { error, ops });
-    });
+    this.#queue = new CommitQueue(
+      this.#store,
+      (error, ops) => {
+        this.counters.inc("kv_commit_failures");
+        this.log.error("KV commit failed", { error, ops });
+      },
+      (ms, ops) => this.metrics.observeCommit(ms, ops),
+    );
     this.#links = new LinkManager({
       settings: {
         ...this.settings,
@@ -102,6 +120,14 @@ export class Instance implements InstanceApi, AsyncDisposable {
     this.#server = built.server;
     this.port = built.port;
     this.url = built.url;
+    this.tracker.restore(this.node.rumors());
+    const metricsSource = {
+      counters: this.counters,
+      node: this.node,
+      watchers: () => this.feed.listeners,
+    };
+    this.metrics = new Metrics(metricsSource, this.#startedMs);
+    if (otelEnabled()) exportOtelMetrics(metricsSource);
     this.#app = createApp(this);
   }
 
@@ -146,6 +172,8 @@ export class Instance implements InstanceApi, AsyncDisposable {
       level: settings.logLevel,
       format: settings.logFormat,
       base: { instance: id },
+      // Deno exports console output as OpenTelemetry logs.
+      write: otelEnabled() ? (line) => console.error(line) : undefined,
     });
 
     try {
@@ -198,6 +226,21 @@ export class Instance implements InstanceApi, AsyncDisposable {
 
   status(): StatusReport {
     return buildStatus(this.node, this.#startedMs);
+  }
+
+  /** Aborted when the instance starts to stop. */
+  get stopSignal(): AbortSignal {
+    return this.#abort.signal;
+  }
+
+  /**
+   * Reports whether this instance holds an update, when it applied it and
+   * whether it still spreads it.
+   *
+   * @throws {UpdateIdError} when `id` is not `key@wall.counter.node`.
+   */
+  updateReport(id: string): UpdateReport {
+    return buildUpdateReport(this.node, this.tracker, id);
   }
 
   /**
@@ -280,6 +323,7 @@ export class Instance implements InstanceApi, AsyncDisposable {
       driver,
       timeoutMs: this.settings.syncTimeoutMs,
       signal: this.#abort.signal,
+      counters: this.counters,
     });
   }
 
@@ -291,9 +335,21 @@ export class Instance implements InstanceApi, AsyncDisposable {
 
   #onEvent(event: NodeEvent): void {
     switch (event.type) {
-      case "change":
-        this.feed.publish(event.entry, event.source, Date.now());
+      case "change": {
+        const now = Date.now();
+        this.feed.publish(event.entry, event.source, now, event.from);
+        const rumor = this.node.rumor(event.entry.key);
+        const spreading = rumor !== undefined &&
+          formatVersion(rumor.version) === formatVersion(event.entry.version);
+        this.tracker.applied(
+          event.entry,
+          event.source,
+          event.from,
+          now,
+          spreading,
+        );
         break;
+      }
       case "rejected":
         this.log.warn("entry rejected", {
           reason: event.reason,
@@ -312,6 +368,21 @@ export class Instance implements InstanceApi, AsyncDisposable {
         this.log.info("link down", { peer: event.peer });
         break;
       case "sync_done":
+        this.counters.inc(
+          "sync_rounds",
+          { via: event.via },
+          event.stats.rounds,
+        );
+        this.counters.inc(
+          "sync_entries",
+          { direction: "pulled" },
+          event.stats.pulled,
+        );
+        this.counters.inc(
+          "sync_entries",
+          { direction: "pushed" },
+          event.stats.pushed,
+        );
         if (event.ok) {
           this.#recordSync();
           if (event.stats.pulled + event.stats.pushed > 0) {
@@ -330,6 +401,7 @@ export class Instance implements InstanceApi, AsyncDisposable {
         }
         break;
       case "rumor_removed":
+        this.tracker.rumorDone(event.key, event.reason, Date.now());
         break;
     }
   }

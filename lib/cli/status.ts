@@ -1,6 +1,7 @@
 /**
  * `main.ts status`: asks every instance of the fleet for its status and
- * says whether they all hold the same entries.
+ * says whether they all hold the same entries. With `--update ID`, queries
+ * each instance whether it has that update and how long it took.
  *
  * @module
  */
@@ -9,8 +10,10 @@ import { dirname } from "node:path";
 import { GrapevineClient } from "../client.ts";
 import type { StatusReport } from "../http/status.ts";
 import { loadManifest, planInstances } from "../manifest.ts";
-import { type Command, intOption } from "./command.ts";
+import { parseUpdateId } from "../update_tracker.ts";
+import { type Args, type Command, intOption, UsageError } from "./command.ts";
 import { manifestPath } from "./fleet.ts";
+import { printUpdateStatus, updateStatus } from "./update_status.ts";
 
 /** One row of the fleet status. */
 export interface InstanceStatus {
@@ -42,6 +45,31 @@ export async function fleetStatus(urls: string[]): Promise<FleetStatus> {
   return { agree, instances };
 }
 
+/** Returns the instance URLs of `--urls`, or of the manifest. */
+export async function fleetUrls(args: Args): Promise<string[]> {
+  if (typeof args.values.urls === "string") {
+    return args.values.urls.split(",").map((url) => url.trim()).filter(
+      Boolean,
+    );
+  }
+  const path = manifestPath(args);
+  const size = args.values.size === undefined
+    ? undefined
+    : intOption(args, "size", 5, 1, 500);
+  return planInstances(await loadManifest(path), dirname(path), size)
+    .map((instance) => instance.url);
+}
+
+/** Formats rows as left-aligned columns. */
+export function formatTable(rows: string[][]): string {
+  const widths = rows[0]!.map((_, column) =>
+    Math.max(...rows.map((row) => row[column]!.length))
+  );
+  return rows.map((row) =>
+    row.map((cell, column) => cell.padEnd(widths[column]!)).join("  ").trimEnd()
+  ).join("\n");
+}
+
 function table(status: FleetStatus): string {
   const rows = [[
     "ID",
@@ -68,12 +96,7 @@ function table(status: FleetStatus): string {
         : ["?", "?", row.url, "-", "unreachable", "-", "-"],
     );
   }
-  const widths = rows[0]!.map((_, column) =>
-    Math.max(...rows.map((row) => row[column]!.length))
-  );
-  return rows.map((row) =>
-    row.map((cell, column) => cell.padEnd(widths[column]!)).join("  ").trimEnd()
-  ).join("\n");
+  return formatTable(rows);
 }
 
 /** The `status` command. */
@@ -82,7 +105,9 @@ export const statusCommand: Command = {
   usage: "[options]",
   summary:
     "Show every instance's entry count, digest and links, and whether all instances agree. " +
-    "Exit code 0 when they agree, 1 when they do not or one is unreachable.",
+    "Exit code 0 when they agree, 1 when they do not or one is unreachable. " +
+    "With --update ID, show which instances have that update, when each applied it and whether it still spreads it; " +
+    "exit code 0 when every instance has it.",
   options: {
     manifest: {
       type: "string",
@@ -105,24 +130,37 @@ export const statusCommand: Command = {
       help:
         "Poll until all instances agree or SECONDS pass (default 0: ask once)",
     },
+    update: {
+      type: "string",
+      value: "ID",
+      help:
+        "Update id KEY@VERSION, as push prints it (set KEY at version VERSION)",
+    },
     json: { type: "boolean", help: "Print the reports as JSON" },
   },
+  details: [
+    "With --update, --wait polls until every instance has the update.",
+    "Times are milliseconds after the write, measured with each instance's own clock.",
+  ].join("\n"),
   async run(args) {
-    let urls: string[];
-    if (typeof args.values.urls === "string") {
-      urls = args.values.urls.split(",").map((url) => url.trim()).filter(
-        Boolean,
-      );
-    } else {
-      const path = manifestPath(args);
-      const size = args.values.size === undefined
-        ? undefined
-        : intOption(args, "size", 5, 1, 500);
-      urls = planInstances(await loadManifest(path), dirname(path), size)
-        .map((instance) => instance.url);
-    }
+    const urls = await fleetUrls(args);
     const waitMs = intOption(args, "wait", 0, 0, 3600) * 1000;
     const deadline = Date.now() + waitMs;
+    if (typeof args.values.update === "string") {
+      const id = args.values.update;
+      try {
+        parseUpdateId(id);
+      } catch (error) {
+        throw new UsageError((error as Error).message);
+      }
+      let rows = await updateStatus(urls, id);
+      while (!rows.complete && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        rows = await updateStatus(urls, id);
+      }
+      printUpdateStatus(rows, Boolean(args.values.json));
+      return rows.complete ? 0 : 1;
+    }
     let status = await fleetStatus(urls);
     while (!status.agree && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 250));

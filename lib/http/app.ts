@@ -1,26 +1,38 @@
 /**
  * The HTTP API of an instance (Hono): config reads and writes, status,
- * health, the change feed, anti-entropy over HTTP and the `/gossip`
- * WebSocket endpoint.
+ * health, the change feed, update tracking, metrics, the dashboard,
+ * anti-entropy over HTTP and the `/gossip` WebSocket endpoint.
  *
  * Every error is JSON, `{ "error": { "code", "message" } }`, with a 4xx
  * status for bad input. A request that fails validation stores nothing.
+ * GET responses allow any origin (CORS), so that a dashboard served by one
+ * instance can read every other; writes do not.
  *
  * @module
  */
 
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { streamSSE } from "hono/streaming";
+import { cors } from "hono/cors";
 import { z } from "zod";
-import type { ChangeEvent, ChangeFeed } from "../change_feed.ts";
+import type { ChangeFeed } from "../change_feed.ts";
 import type { Settings } from "../config.ts";
 import type { Logger } from "../log.ts";
+import type { Metrics } from "../metrics.ts";
+import type { Counters } from "../protocol/counters.ts";
 import { formatVersion } from "../protocol/clock.ts";
 import { checkKey, type Entry } from "../protocol/entry.ts";
 import { PROTOCOL_VERSION, SyncRequestSchema } from "../protocol/messages.ts";
 import { type Change, type GossipNode, WriteError } from "../protocol/node.ts";
+import {
+  UpdateIdError,
+  type UpdateReport,
+  type UpdateTracker,
+} from "../update_tracker.ts";
+import { dashboardRoutes } from "./dashboard.ts";
+import { eventsResponse } from "./events.ts";
 import type { StatusReport } from "./status.ts";
+import { watchResponse } from "./watch.ts";
 
 /** What the HTTP layer needs from an instance. */
 export interface InstanceApi {
@@ -28,11 +40,18 @@ export interface InstanceApi {
   readonly node: GossipNode;
   readonly feed: ChangeFeed;
   readonly log: Logger;
+  readonly counters: Counters;
+  readonly tracker: UpdateTracker;
+  readonly metrics: Metrics;
+  /** Aborted when the instance stops; open event streams then end. */
+  readonly stopSignal: AbortSignal;
   /** Commits and applies client changes; resolves once they are durable. */
   write(changes: Change[]): Promise<Entry[]>;
   /** Hands an upgraded `/gossip` socket to the link manager. */
   acceptLink(socket: WebSocket): void;
   status(): StatusReport;
+  /** Reports one update on this instance. @throws {UpdateIdError} */
+  updateReport(id: string): UpdateReport;
 }
 
 /** Error codes of the HTTP API. */
@@ -42,6 +61,7 @@ export type ErrorCode =
   | "invalid_value"
   | "value_too_large"
   | "invalid_request"
+  | "invalid_update_id"
   | "body_too_large"
   | "not_found"
   | "upgrade_required"
@@ -101,17 +121,32 @@ export function createApp(instance: InstanceApi): Hono {
       ),
   });
 
+  // GET only: a page of another origin may read but not write.
+  const allowOrigin = cors({ origin: "*", allowMethods: ["GET", "HEAD"] });
+  app.use("*", (c, next) => {
+    const method = c.req.method;
+    return method === "GET" || method === "HEAD" || method === "OPTIONS"
+      ? allowOrigin(c, next)
+      : next();
+  });
+
+  dashboardRoutes(app);
+
   app.get("/", (c) =>
     c.json({
       name: "grapevine",
       id: instance.node.id,
       endpoints: [
+        "GET / (dashboard, for browsers)",
         "GET /healthz",
+        "GET /metrics",
         "GET /v1/status",
         "GET /v1/config?prefix=",
         "POST /v1/config",
         "GET|PUT|DELETE /v1/config/:key",
         "GET /v1/watch?prefix=",
+        "GET /v1/updates/:key@:version",
+        "GET /v1/events",
         "POST /v1/sync",
         "GET /gossip (WebSocket)",
       ],
@@ -120,6 +155,24 @@ export function createApp(instance: InstanceApi): Hono {
   app.get("/healthz", (c) => c.json({ ok: true, id: instance.node.id }));
 
   app.get("/v1/status", (c) => c.json(instance.status()));
+
+  app.get("/metrics", async (c) => {
+    const text = await instance.metrics.text();
+    return c.body(text, 200, { "content-type": instance.metrics.contentType });
+  });
+
+  app.get("/v1/updates/:id{.+}", (c) => {
+    try {
+      return c.json(instance.updateReport(c.req.param("id")));
+    } catch (error) {
+      if (error instanceof UpdateIdError) {
+        return errorResponse(c, 400, "invalid_update_id", error.message);
+      }
+      throw error;
+    }
+  });
+
+  app.get("/v1/events", (c) => eventsResponse(c, instance));
 
   app.get("/v1/config", (c) => {
     const prefix = c.req.query("prefix") ?? "";
@@ -208,7 +261,10 @@ export function createApp(instance: InstanceApi): Hono {
     );
   });
 
-  app.get("/v1/watch", (c) => watch(c, instance.feed));
+  app.get(
+    "/v1/watch",
+    (c) => watchResponse(c, instance.feed, instance.node.id),
+  );
 
   app.post("/v1/sync", limit, async (c) => {
     const body = await readJson(c);
@@ -229,7 +285,18 @@ export function createApp(instance: InstanceApi): Hono {
       parsed.data.body,
       parsed.data.from,
     );
-    return c.json(response);
+    const text = JSON.stringify(response);
+    instance.counters.inc(
+      "sync_bytes",
+      { direction: "in", via: "http" },
+      body.size,
+    );
+    instance.counters.inc(
+      "sync_bytes",
+      { direction: "out", via: "http" },
+      text.length,
+    );
+    return c.body(text, 200, { "content-type": "application/json" });
   });
 
   app.get("/gossip", (c) => {
@@ -276,7 +343,12 @@ export function createApp(instance: InstanceApi): Hono {
 
 async function readJson(
   c: Context,
-): Promise<{ ok: true; value: unknown } | { ok: false; response: Response }> {
+): Promise<
+  { ok: true; value: unknown; size: number } | {
+    ok: false;
+    response: Response;
+  }
+> {
   const text = await c.req.text();
   if (text.trim() === "") {
     return {
@@ -290,7 +362,7 @@ async function readJson(
     };
   }
   try {
-    return { ok: true, value: JSON.parse(text) };
+    return { ok: true, value: JSON.parse(text), size: text.length };
   } catch (error) {
     return {
       ok: false,
@@ -321,90 +393,4 @@ async function applyChanges<T>(
     }
     throw error;
   }
-}
-
-function watch(c: Context, feed: ChangeFeed): Response {
-  const prefix = c.req.query("prefix") ?? "";
-  const lastId = c.req.header("last-event-id") ?? c.req.query("after");
-  return streamSSE(c, async (stream) => {
-    const queue: ChangeEvent[] = [];
-    let wake: (() => void) | undefined;
-    const unsubscribe = feed.subscribe((event) => {
-      if (!event.key.startsWith(prefix)) return;
-      queue.push(event);
-      wake?.();
-    }, () => {
-      stream.abort();
-      wake?.();
-    });
-    stream.onAbort(() => {
-      unsubscribe();
-      wake?.();
-    });
-
-    const after = parseEventId(lastId, feed.epoch);
-    if (after !== undefined) {
-      const missed = feed.since(after, prefix);
-      if (missed === undefined) {
-        await stream.writeSSE({
-          event: "reset",
-          data: JSON.stringify({
-            reason:
-              "The changes after this id left the replay buffer; read the full state again",
-          }),
-        });
-      } else {
-        queue.unshift(...missed.filter((event) => event.seq <= feed.lastSeq));
-      }
-    }
-    await stream.writeSSE({
-      event: "ready",
-      id: `${feed.epoch}:${feed.lastSeq}`,
-      data: JSON.stringify({ seq: feed.lastSeq }),
-    });
-
-    while (!stream.aborted && !stream.closed && !feed.closed) {
-      while (queue.length > 0) {
-        const event = queue.shift()!;
-        await stream.writeSSE({
-          event: "change",
-          id: `${feed.epoch}:${event.seq}`,
-          data: JSON.stringify({
-            key: event.key,
-            value: event.value === null ? null : JSON.parse(event.value),
-            deleted: event.value === null,
-            version: event.version,
-            source: event.source,
-            seq: event.seq,
-          }),
-        });
-      }
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-        const timer = setTimeout(resolve, 15_000);
-        const done = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-        wake = done;
-      });
-      wake = undefined;
-      if (queue.length === 0 && !stream.aborted) {
-        await stream.write(": keepalive\n\n");
-      }
-    }
-    unsubscribe();
-  });
-}
-
-/** Parses an event id `epoch:seq`; another epoch means "from the start". */
-function parseEventId(
-  id: string | undefined,
-  epoch: string,
-): number | undefined {
-  if (id === undefined) return undefined;
-  const [idEpoch, seqText] = id.split(":");
-  if (idEpoch !== epoch) return -1;
-  const seq = Number(seqText);
-  return Number.isInteger(seq) && seq >= 0 ? seq : undefined;
 }

@@ -10,6 +10,7 @@ import {
   type SyncRequest,
   SyncResponseSchema,
 } from "../protocol/messages.ts";
+import type { Counters } from "../protocol/counters.ts";
 import type { HttpSyncDriver } from "../protocol/node.ts";
 
 /**
@@ -22,8 +23,10 @@ export async function runHttpSync(options: {
   driver: HttpSyncDriver;
   timeoutMs: number;
   signal: AbortSignal;
+  /** Counts the bytes sent and received as `sync_bytes`. */
+  counters?: Counters;
 }): Promise<void> {
-  const { url, from, driver, timeoutMs, signal } = options;
+  const { url, from, driver, timeoutMs, signal, counters } = options;
   const endpoint = new URL("/v1/sync", url).href;
   const controller = new AbortController();
   const abort = () => controller.abort();
@@ -32,17 +35,29 @@ export async function runHttpSync(options: {
   try {
     let request: SyncRequest | undefined = driver.first();
     while (request) {
+      const body = JSON.stringify({ v: PROTOCOL_VERSION, from, body: request });
+      counters?.inc(
+        "sync_bytes",
+        { direction: "out", via: "http" },
+        body.length,
+      );
       const response = await fetch(endpoint, {
         method: "POST",
         headers: { "content-type": "application/json" },
-        body: JSON.stringify({ v: PROTOCOL_VERSION, from, body: request }),
+        body,
         signal: controller.signal,
       });
       if (!response.ok) {
         await response.body?.cancel();
         throw new Error(`POST ${endpoint} returned HTTP ${response.status}`);
       }
-      const parsed = SyncResponseSchema.safeParse(await response.json());
+      const text = await response.text();
+      counters?.inc(
+        "sync_bytes",
+        { direction: "in", via: "http" },
+        text.length,
+      );
+      const parsed = SyncResponseSchema.safeParse(JSON.parse(text));
       if (!parsed.success) {
         throw new Error(`POST ${endpoint} returned an invalid sync response`);
       }

@@ -127,6 +127,13 @@ export class PeerLink {
     this.#lastSentMs = Date.now();
     this.#counters.inc("frames_out", { type: frame.type });
     this.#counters.inc("bytes_out", {}, text.length);
+    if (frame.type === "sync_request" || frame.type === "sync_response") {
+      this.#counters.inc(
+        "sync_bytes",
+        { direction: "out", via: "ws" },
+        text.length,
+      );
+    }
     return true;
   }
 
@@ -162,6 +169,9 @@ export class PeerLink {
     }
     const frame = result.frame;
     this.#counters.inc("frames_in", { type: frame.type });
+    if (frame.type === "sync_request" || frame.type === "sync_response") {
+      this.#counters.inc("sync_bytes", { direction: "in", via: "ws" }, size);
+    }
     if (!this.peer) {
       if (frame.type !== "hello") {
         this.#handlers.invalid(

@@ -305,6 +305,17 @@ export class GossipNode {
     return this.#clock.last;
   }
 
+  /** Returns the infective rumor of a key, while this node still spreads it. */
+  rumor(key: string): RumorRecord | undefined {
+    const rumor = this.#rumors.get(key);
+    return rumor && RumorBuffer.record(rumor);
+  }
+
+  /** Returns every infective rumor. */
+  rumors(): RumorRecord[] {
+    return [...this.#rumors.values()].map(RumorBuffer.record);
+  }
+
   /** Returns the entry of a key, tombstone or not. */
   get(key: string): Entry | undefined {
     return this.#replica.get(key);
