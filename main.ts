@@ -5,6 +5,7 @@
  * deno run -A main.ts fleet            # start the local fleet of deploy.yml
  * deno run -A main.ts push KEY VALUE   # set a key through the first instance
  * deno run -A main.ts status           # check that every instance agrees
+ * deno run -A main.ts deploy render --target docker --out .
  * ```
  *
  * @module
@@ -22,6 +23,7 @@ import {
   listCommand,
   pushCommand,
 } from "./lib/cli/config_commands.ts";
+import { deployCommand } from "./lib/cli/deploy.ts";
 import { fleetCommand } from "./lib/cli/fleet.ts";
 import { serveCommand } from "./lib/cli/serve.ts";
 import { statusCommand } from "./lib/cli/status.ts";
@@ -30,6 +32,7 @@ import { ConfigFileError } from "./lib/config_file.ts";
 import { SettingsError } from "./lib/config.ts";
 import { StartError } from "./lib/instance.ts";
 import { ManifestError } from "./lib/manifest.ts";
+import { RenderError } from "./lib/deploy/render.ts";
 
 const COMMANDS: Command[] = [
   serveCommand,
@@ -39,6 +42,7 @@ const COMMANDS: Command[] = [
   deleteCommand,
   listCommand,
   statusCommand,
+  deployCommand,
 ];
 
 function usage(): string {
@@ -83,6 +87,7 @@ export async function main(argv: string[]): Promise<number> {
     const known = error instanceof ClientError ||
       error instanceof SettingsError || error instanceof StartError ||
       error instanceof ManifestError || error instanceof ConfigFileError ||
+      error instanceof RenderError ||
       error instanceof Deno.errors.NotFound;
     if (known) {
       console.error(`error: ${(error as Error).message}`);
