@@ -12,14 +12,14 @@ const CONFIG = fileURLToPath(new URL("../deno.json", import.meta.url));
 async function waitFor(
   check: () => Promise<boolean>,
   timeoutMs: number,
-  what: string,
+  description: string,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return;
     await delay(100);
   }
-  assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
+  assert.fail(`timed out after ${timeoutMs} ms waiting for ${description}`);
 }
 
 Deno.test("undialable instance joins through a seed", async () => {

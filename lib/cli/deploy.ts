@@ -54,6 +54,7 @@ const renderCommand: Command = {
         } or all`,
       );
     }
+
     const out = typeof args.values.out === "string" ? args.values.out : ".";
     const path = manifestPath(args);
     const manifest = await loadManifest(path);
@@ -62,12 +63,14 @@ const renderCommand: Command = {
       outDir: resolve(out),
     };
     const names = target === "all" ? TARGET_NAMES : [target];
+
     // Render every target before writing any file, so that a manifest
     // error leaves the output folder unchanged.
     const results = names.map((name) => ({
       name,
       result: TARGETS[name]!(manifest, context),
     }));
+
     for (const { name, result } of results) {
       for (const warning of result.warnings) {
         console.error(`warning (${name}): ${warning}`);

@@ -4,9 +4,9 @@
  *
  * Deno Deploy routes requests to isolates it starts and stops itself, so
  * peers cannot dial an instance there. The instance advertises no URL
- * (`GRAPEVINE_ADVERTISE_URL=none`) and dials out to the manifest's seeds
- * instead; gossip and anti-entropy then run over those outbound links in
- * both directions.
+ * (`GRAPEVINE_ADVERTISE_URL=none`) and dials out to the manifest's seeds.
+ * Gossip and anti-entropy then run over those outbound links in both
+ * directions.
  *
  * @module
  */

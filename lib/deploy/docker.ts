@@ -27,7 +27,7 @@ export const IMAGE_PORT = 8000;
 export const IMAGE_APP_DIR = "/app";
 
 /**
- * Returns the folder that holds every instance's KV file: the part of the
+ * Returns the folder that contains every instance's KV file: the part of the
  * `kv_path` pattern before its first placeholder, up to the last `/`.
  * Containers mount their volume there.
  */

@@ -63,8 +63,8 @@ export function renderFly(
       );
     }
     const app = flyAppName(manifest, region.name);
-    // Join through the other seed regions; a region that is the only seed
-    // region joins through its own app, whose other Machines answer.
+    // Join through the other seed regions. A region that is the only seed
+    // region joins through its own app, so its other Machines accept the link.
     const others = seedRegions.filter((name) => name !== region.name);
     const seeds = (others.length > 0 ? others : seedRegions).map((name) =>
       `http://${flyAppName(manifest, name)}.internal:${port}`

@@ -1,6 +1,6 @@
 /**
- * What every deploy target needs from a manifest: each instance with its
- * KV path and seeds, and the `GRAPEVINE_*` environment that configures
+ * Values that every deploy target takes from a manifest: each instance with
+ * its KV path and seeds, and the `GRAPEVINE_*` environment that configures
  * `main.ts serve`.
  *
  * @module
