@@ -809,10 +809,14 @@ Deno.test("deno-deploy env joins through seeds", async () => {
   );
   assert.match(
     readme,
-    /- https:\/\/eu-1\.edge\.example:7101\n- https:\/\/us-1\.edge\.example:7201/,
+    /- https:\/\/eu-1\.edge\.example:7101\n\n- https:\/\/us-1\.edge\.example:7201/,
   );
   assert.match(readme, /`EDGE_FLEET_KEYS` and `EDGE_ADMIN_TOKEN` as secrets/);
   await Deno.stat(join(PROJECT_DIR, DENO_DEPLOY_ENTRYPOINT));
+  // Wrapped at 80 columns like deno fmt, apart from the generated-by comment.
+  for (const line of readme.split("\n").slice(1)) {
+    assert.ok(line.length <= 80, line);
+  }
 });
 
 Deno.test("deno-deploy warns about private seeds", () => {

@@ -77,43 +77,52 @@ export function renderDenoDeploy(manifest: Manifest): RenderResult {
   };
 }
 
+/**
+ * Wraps Markdown paragraphs and list items at `width` columns, as
+ * `deno fmt` does, so a rendered README passes `deno fmt --check`. Each
+ * block of the input is one paragraph, list item or heading on one line.
+ */
+export function wrapMarkdown(blocks: string[], width = 80): string {
+  const wrapped = blocks.map((block) => {
+    if (block.startsWith("#") || block.startsWith("<!--")) return block;
+    const marker = /^(\d+\. |- )/.exec(block)?.[0] ?? "";
+    const indent = " ".repeat(marker.length);
+    const lines: string[] = [];
+    let line = marker;
+    for (const word of block.slice(marker.length).split(" ")) {
+      const start = line === marker || line === indent;
+      if (!start && line.length + 1 + word.length > width) {
+        lines.push(line);
+        line = indent + word;
+      } else {
+        line += (start ? "" : " ") + word;
+      }
+    }
+    lines.push(line);
+    return lines.join("\n");
+  });
+  return wrapped.join("\n\n") + "\n";
+}
+
 function readme(
   manifest: Manifest,
   app: string,
   env: Record<string, string>,
 ): string {
-  const secrets = secretEnvNames(manifest);
-  return `<!-- ${generatedHeader(manifest, "deno-deploy")} -->
-# Deno Deploy app ${app}
-
-One Grapevine instance on Deno Deploy that joins fleet ${manifest.fleet}
-through its seeds:
-
-${env.GRAPEVINE_SEEDS!.split(",").map((url) => `- ${url}`).join("\n")}
-
-Deno Deploy cannot be dialled by peers, so the instance advertises no URL
-(\`GRAPEVINE_ADVERTISE_URL=none\`) and opens WebSocket links to the seeds
-itself. Entries travel both ways over those links. The seeds must be
-reachable from the internet.
-
-## Steps
-
-1. Create an app named \`${app}\` in the Deno Deploy console
-   (console.deno.com), linked to this repository, with the entrypoint
-   \`${DENO_DEPLOY_ENTRYPOINT}\`. The \`deno deploy create\` command does the
-   same from a terminal; run \`deno deploy create --help\` for the flags of
-   your Deno version.
-2. Provision a Deno KV database for the app (Databases in the console).
-   The entrypoint opens it with \`Deno.openKv()\` because \`app.env\` sets no
-   \`GRAPEVINE_KV_PATH\`.
-3. Add every line of \`app.env\` as a plain environment variable of the
-   app, in the Production context.
-4. Add ${
-    secrets.map((name) => `\`${name}\``).join(" and ")
-  } as secrets of the app.
-5. Deploy (push to the linked branch, or run \`deno deploy --prod\`).
-6. Check that a seed lists the instance: \`GET SEED_URL/v1/status\` has a
-   link from \`${app}\` under \`links\`, and \`${app}\` with \`"url": null\`
-   under \`members\`.
-`;
+  const secrets = secretEnvNames(manifest).map((name) => `\`${name}\``);
+  const seeds = env.GRAPEVINE_SEEDS!.split(",").map((url) => `- ${url}`);
+  return wrapMarkdown([
+    `<!-- ${generatedHeader(manifest, "deno-deploy")} -->`,
+    `# Deno Deploy app ${app}`,
+    `One Grapevine instance on Deno Deploy that joins fleet ${manifest.fleet} through its seeds:`,
+    ...seeds,
+    "Deno Deploy cannot be dialled by peers, so the instance advertises no URL (`GRAPEVINE_ADVERTISE_URL=none`) and opens WebSocket links to the seeds itself. Entries travel both ways over those links. The seeds must be reachable from the internet.",
+    "## Steps",
+    `1. Create an app named \`${app}\` in the Deno Deploy console (console.deno.com), linked to this repository, with the entrypoint \`${DENO_DEPLOY_ENTRYPOINT}\`. The \`deno deploy create\` command does the same from a terminal; run \`deno deploy create --help\` for the flags of your Deno version.`,
+    "2. Provision a Deno KV database for the app (Databases in the console). The entrypoint opens it with `Deno.openKv()` because `app.env` sets no `GRAPEVINE_KV_PATH`.",
+    "3. Add every line of `app.env` as a plain environment variable of the app, in the Production context.",
+    `4. Add ${secrets.join(" and ")} as secrets of the app.`,
+    "5. Deploy (push to the linked branch, or run `deno deploy --prod`).",
+    `6. Check that a seed lists the instance: \`GET SEED_URL/v1/status\` has a link from \`${app}\` under \`links\`, and \`${app}\` with \`"url": null\` under \`members\`.`,
+  ]);
 }
