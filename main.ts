@@ -6,6 +6,7 @@
  * deno run -A main.ts push KEY VALUE   # set a key through the first instance
  * deno run -A main.ts status           # check that every instance agrees
  * deno run -A main.ts watch PREFIX     # print changes as they happen
+ * deno run -A main.ts deploy render --target docker --out .
  * ```
  *
  * @module
@@ -23,6 +24,7 @@ import {
   listCommand,
   pushCommand,
 } from "./lib/cli/config_commands.ts";
+import { deployCommand } from "./lib/cli/deploy.ts";
 import { fleetCommand } from "./lib/cli/fleet.ts";
 import { serveCommand } from "./lib/cli/serve.ts";
 import { statusCommand } from "./lib/cli/status.ts";
@@ -32,6 +34,7 @@ import { ConfigFileError } from "./lib/config_file.ts";
 import { SettingsError } from "./lib/config.ts";
 import { StartError } from "./lib/instance.ts";
 import { ManifestError } from "./lib/manifest.ts";
+import { RenderError } from "./lib/deploy/render.ts";
 
 const COMMANDS: Command[] = [
   serveCommand,
@@ -42,6 +45,7 @@ const COMMANDS: Command[] = [
   listCommand,
   statusCommand,
   watchCommand,
+  deployCommand,
 ];
 
 function usage(): string {
@@ -86,6 +90,7 @@ export async function main(argv: string[]): Promise<number> {
     const known = error instanceof ClientError ||
       error instanceof SettingsError || error instanceof StartError ||
       error instanceof ManifestError || error instanceof ConfigFileError ||
+      error instanceof RenderError ||
       error instanceof Deno.errors.NotFound;
     if (known) {
       console.error(`error: ${(error as Error).message}`);

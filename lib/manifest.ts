@@ -1,7 +1,12 @@
 /**
- * The fleet manifest, `deploy.yml`: regions, their instances, seeds and
- * setting overrides. `main.ts fleet` starts it locally; client commands use
- * its first instance as their default URL.
+ * The fleet manifest, `deploy.yml`: regions, their instances, seeds,
+ * setting overrides, the names of the environment variables that hold
+ * secrets, and options of the deploy targets. `main.ts fleet` starts it
+ * locally, client commands use its first instance as their default URL, and
+ * `main.ts deploy render` writes deployment files from it.
+ *
+ * `deploy.schema.json` is generated from {@link ManifestSchema} by
+ * `main.ts deploy schema`, so editors can complete and check the manifest.
  *
  * @module
  */
@@ -15,19 +20,28 @@ const InstanceSchema = z.strictObject({
   id: z.string().regex(
     NODE_ID_PATTERN,
     "must be 1 to 64 letters, digits, _ . or -, starting with a letter or digit",
+  ).describe("Instance id, unique in the fleet"),
+  port: z.int().min(1).max(65535).describe(
+    "TCP port the instance listens on",
   ),
-  /** Port on 127.0.0.1 for a local fleet. */
-  port: z.int().min(1).max(65535),
-  /** Address to listen on; 127.0.0.1 by default. */
-  host: z.string().min(1).optional(),
-  /** Base URL others dial; http://HOST:PORT by default. */
-  url: z.url({ protocol: /^https?$/ }).optional(),
+  host: z.string().min(1).optional().describe(
+    "Address to listen on; 127.0.0.1 by default",
+  ),
+  url: z.url({ protocol: /^https?$/ }).optional().describe(
+    "Base URL other instances dial; http://HOST:PORT by default",
+  ),
 });
 
 const RegionSchema = z.strictObject({
   name: z.string().regex(
     /^[a-z0-9][a-z0-9-]{0,63}$/,
     "must be lowercase letters, digits and -",
+  ).describe("Region name, used to group instances"),
+  platform_region: z.string().regex(
+    /^[a-z0-9][a-z0-9-]{1,31}$/,
+    "must be a platform region code of lowercase letters, digits and -, such as fra",
+  ).optional().describe(
+    "Region code of the hosting platform, such as Fly.io's fra; the fly target requires it",
   ),
   instances: z.array(InstanceSchema).min(1),
 });
@@ -39,22 +53,206 @@ const fleetWide = settingNames.filter((name) =>
   )
 );
 
+/**
+ * Returns the schema of one setting override. It checks the type and range
+ * that editors can show; `resolveSettings` checks the rest at start.
+ */
+function overrideSchema(name: SettingName): z.ZodType {
+  const spec = SETTINGS[name] as {
+    kind: string;
+    help: string;
+    min?: number;
+    max?: number;
+    choices?: readonly string[];
+  };
+  let schema: z.ZodType;
+  switch (spec.kind) {
+    case "int":
+      schema = z.int().min(spec.min ?? 0).max(
+        spec.max ?? Number.MAX_SAFE_INTEGER,
+      );
+      break;
+    case "number":
+      schema = z.number().min(spec.min ?? 0).max(
+        spec.max ?? Number.MAX_SAFE_INTEGER,
+      );
+      break;
+    case "enum":
+      schema = z.enum(spec.choices as [string, ...string[]]);
+      break;
+    case "list":
+      schema = z.array(z.string());
+      break;
+    default:
+      schema = z.string();
+  }
+  return schema.optional().describe(spec.help);
+}
+
+const SettingsOverridesSchema = z.strictObject(
+  Object.fromEntries(fleetWide.map((name) => [name, overrideSchema(name)])),
+);
+
+const ENV_NAME_PATTERN = /^[A-Z_][A-Z0-9_]*$/;
+
+function envVariableName(fallback: string, meaning: string) {
+  return z.string().regex(
+    ENV_NAME_PATTERN,
+    "must be the name of an environment variable (capital letters, digits and _), never the secret itself",
+  ).default(fallback).describe(
+    `Name of the environment variable that holds ${meaning}; the value itself never goes in this file`,
+  );
+}
+
+const SecuritySchema = z.strictObject({
+  fleet_keys_env: envVariableName(
+    "GRAPEVINE_FLEET_KEYS",
+    "the keys that sign gossip between instances",
+  ),
+  admin_token_env: envVariableName(
+    "GRAPEVINE_ADMIN_TOKEN",
+    "the token that write requests to the HTTP API must carry",
+  ),
+});
+
+/** Placeholders a `kv_path` pattern may contain. */
+export const KV_PATH_PLACEHOLDERS = ["{id}", "{region}", "{fleet}"] as const;
+
+/** KV path pattern of deployed instances when the manifest sets none. */
+export const DEFAULT_KV_PATH = "/var/lib/grapevine/{id}.kv";
+
+const KvPathSchema = z.string().regex(
+  /^\/[A-Za-z0-9_.\/{}-]+$/,
+  "must be an absolute path of letters, digits, _ . - / and the placeholders {id}, {region}, {fleet}",
+).superRefine((pattern, context) => {
+  for (const placeholder of pattern.match(/\{[^}]*\}/g) ?? []) {
+    if (!(KV_PATH_PLACEHOLDERS as readonly string[]).includes(placeholder)) {
+      context.addIssue({
+        code: "custom",
+        message:
+          `unknown placeholder ${placeholder}; expected {id}, {region} or {fleet}`,
+      });
+    }
+  }
+  if (!pattern.includes("{id}")) {
+    context.addIssue({
+      code: "custom",
+      message: "must contain {id}, so that every instance has its own KV file",
+    });
+  }
+});
+
+const absolutePath = z.string().regex(
+  /^\/[A-Za-z0-9_.\/-]*$/,
+  "must be an absolute path of letters, digits, _ . - and /",
+);
+
+const DockerTargetSchema = z.strictObject({
+  base_image: z.string().regex(
+    /^[a-z0-9][a-z0-9._\/-]*:[A-Za-z0-9._-]+$/,
+    "must be an image name with a tag, such as denoland/deno:2.9.6",
+  ).default("denoland/deno:2.9.6").describe(
+    "Base image of the Dockerfile: the official Deno image with a fixed tag",
+  ),
+});
+
+const SystemdTargetSchema = z.strictObject({
+  user: z.string().regex(
+    /^[a-z_][a-z0-9_-]{0,31}$/,
+    "must be a system user name: lowercase letters, digits, _ and -",
+  ).default("grapevine").describe("System user the instances run as"),
+  install_dir: absolutePath.default("/opt/grapevine").describe(
+    "Folder on the VM that holds a copy of this repository",
+  ),
+  deno_path: absolutePath.default("/usr/local/bin/deno").describe(
+    "Path of the deno executable on the VM",
+  ),
+  env_file: absolutePath.default("/etc/grapevine/grapevine.env").describe(
+    "File of KEY=VALUE lines with the secrets named under security; readable only by root",
+  ),
+});
+
+const FLY_APP_PATTERN = /^[a-z0-9][a-z0-9-]{0,40}$/;
+
+const FlyTargetSchema = z.strictObject({
+  app_prefix: z.string().regex(
+    FLY_APP_PATTERN,
+    "must be 1 to 41 lowercase letters, digits and -",
+  ).optional().describe(
+    "Fly.io app names are PREFIX-REGION; the fleet name by default",
+  ),
+  port: z.int().min(1).max(65535).default(8080).describe(
+    "Port every Fly Machine listens on inside its VM",
+  ),
+  memory_mb: z.int().min(256).max(65536).default(256).describe(
+    "Memory of each Fly Machine, in MiB",
+  ),
+});
+
+const DenoDeployTargetSchema = z.strictObject({
+  app: z.string().regex(
+    FLY_APP_PATTERN,
+    "must be 1 to 41 lowercase letters, digits and -",
+  ).optional().describe("Deno Deploy app name; the fleet name by default"),
+  region: z.string().regex(
+    /^[a-z0-9][a-z0-9-]{0,63}$/,
+    "must be lowercase letters, digits and -",
+  ).default("deno-deploy").describe(
+    "Grapevine region name of the Deno Deploy instance",
+  ),
+});
+
+const GithubTargetSchema = z.strictObject({
+  branch: z.string().min(1).default("main").describe(
+    "Branch whose pushes run the deploy job",
+  ),
+  deploy: z.enum(["fly", "none"]).default("fly").describe(
+    "What the deploy job does: fly deploys every region's Fly.io app, none only renders the files",
+  ),
+});
+
+const TargetsSchema = z.strictObject({
+  docker: DockerTargetSchema.prefault({}),
+  systemd: SystemdTargetSchema.prefault({}),
+  fly: FlyTargetSchema.prefault({}),
+  deno_deploy: DenoDeployTargetSchema.prefault({}),
+  github: GithubTargetSchema.prefault({}),
+});
+
 /** Schema of `deploy.yml`. */
 export const ManifestSchema = z.strictObject({
-  /** Name of the fleet, shown in logs. */
-  fleet: z.string().min(1).max(64),
-  /** Timing preset of every instance. */
-  preset: z.enum(["local", "lan", "wan"]).default("lan"),
-  /** Folder of the KV files of a local fleet, relative to the manifest. */
-  data_dir: z.string().min(1).default(".grapevine"),
-  /** Ids of the instances others join through; every instance by default. */
-  seeds: z.array(z.string()).optional(),
-  /** Setting overrides for every instance, by setting name. */
-  settings: z.partialRecord(
-    z.enum(fleetWide as [string, ...string[]]),
-    z.union([z.string(), z.number(), z.array(z.string())]),
-  ).default({}),
+  fleet: z.string().min(1).max(64).describe("Name of the fleet, shown in logs"),
+  preset: z.enum(["local", "lan", "wan"]).default("lan").describe(
+    "Timing preset of every instance: local (one machine), lan (one data centre), wan (edge regions)",
+  ),
+  data_dir: z.string().min(1).default(".grapevine").describe(
+    "Folder of the KV files of a local fleet (main.ts fleet), relative to the manifest",
+  ),
+  kv_path: KvPathSchema.default(DEFAULT_KV_PATH).describe(
+    "KV file of each deployed instance; {id}, {region} and {fleet} are replaced per instance",
+  ),
+  image: z.string().regex(
+    /^[a-z0-9][a-z0-9._\/:@-]*$/,
+    "must be a container image reference, such as ghcr.io/example/grapevine:1.0",
+  ).optional().describe(
+    "Container image the docker and fly targets run; without it they build the rendered Dockerfile",
+  ),
+  stop_timeout_s: z.int().min(1).max(600).default(15).describe(
+    "Seconds an instance has to stop after SIGTERM before it is killed",
+  ),
+  seeds: z.array(z.string()).optional().describe(
+    "Ids of the instances others join through; every instance by default",
+  ),
+  security: SecuritySchema.prefault({}).describe(
+    "Where instances read their secrets: names of environment variables only",
+  ),
+  settings: SettingsOverridesSchema.default({}).describe(
+    "Setting overrides for every instance, by setting name (see main.ts serve --help)",
+  ),
   regions: z.array(RegionSchema).min(1),
+  targets: TargetsSchema.prefault({}).describe(
+    "Options of the files main.ts deploy render writes, by target",
+  ),
 }).superRefine((manifest, context) => {
   const ids = new Set<string>();
   const ports = new Set<string>();
@@ -78,6 +276,17 @@ export const ManifestSchema = z.strictObject({
       }
       ports.add(address);
     });
+  });
+  const regionNames = new Set<string>();
+  manifest.regions.forEach((region, r) => {
+    if (regionNames.has(region.name)) {
+      context.addIssue({
+        code: "custom",
+        path: ["regions", r, "name"],
+        message: `duplicate region name ${region.name}`,
+      });
+    }
+    regionNames.add(region.name);
   });
   manifest.seeds?.forEach((seed, index) => {
     if (!ids.has(seed)) {

@@ -31,6 +31,11 @@ export interface Command {
   /** Extra help text after the option list. */
   readonly details?: string;
   readonly options: Record<string, OptionSpec>;
+  /**
+   * Subcommands, named `PARENT NAME` (such as `deploy render`). When a
+   * command has them, its first argument picks one and `run` is not called.
+   */
+  readonly subcommands?: readonly Command[];
   /** Runs the command; returns the process exit code. */
   run(args: Args): Promise<number>;
 }
@@ -76,6 +81,27 @@ export function helpText(command: Command): string {
   return lines.join("\n");
 }
 
+/** Returns the `--help` text of a command that has subcommands. */
+export function groupHelpText(command: Command): string {
+  const subcommands = command.subcommands ?? [];
+  const names = subcommands.map((sub) => sub.name.split(" ").pop()!);
+  const width = Math.max(...names.map((name) => name.length)) + 2;
+  return [
+    `Usage: main.ts ${command.name} ${command.usage}`,
+    "",
+    command.summary,
+    "",
+    "Subcommands:",
+    ...subcommands.map((sub, index) =>
+      `  ${names[index]!.padEnd(width)}${
+        sub.summary.split(". ")[0]!.replace(/\.$/, "")
+      }`
+    ),
+    "",
+    `Run main.ts ${command.name} SUBCOMMAND --help for the options of a subcommand.`,
+  ].join("\n");
+}
+
 const helpOption: OptionSpec = {
   type: "boolean",
   short: "h",
@@ -91,6 +117,7 @@ export async function runCommand(
   command: Command,
   argv: string[],
 ): Promise<number> {
+  if (command.subcommands) return await runSubcommand(command, argv);
   let parsed;
   try {
     parsed = parseArgs({
@@ -112,6 +139,37 @@ export async function runCommand(
     values: parsed.values as Args["values"],
     positionals: parsed.positionals,
   });
+}
+
+async function runSubcommand(
+  command: Command,
+  argv: string[],
+): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === "--help" || name === "-h" || name === "help") {
+    console.log(groupHelpText(command));
+    return 0;
+  }
+  const subcommands = command.subcommands ?? [];
+  const expected = subcommands.map((sub) => sub.name.split(" ").pop()!);
+  if (name === undefined) {
+    throw new UsageError(
+      `Missing subcommand of ${command.name}; expected ${
+        expected.join(" or ")
+      }`,
+    );
+  }
+  const sub = subcommands.find((candidate) =>
+    candidate.name === `${command.name} ${name}`
+  );
+  if (!sub) {
+    throw new UsageError(
+      `Unknown subcommand ${
+        JSON.stringify(name)
+      } of ${command.name}; expected ${expected.join(" or ")}`,
+    );
+  }
+  return await runCommand(sub, rest);
 }
 
 /** Returns a string option, or throws a usage error if it is missing. */

@@ -171,6 +171,8 @@ export const fleetCommand: Command = {
     const write = (line: string) =>
       Deno.stdout.writeSync(encoder.encode(line + "\n"));
 
+    let running = instances.length;
+    let failed = false;
     let stopping = false;
     const stopped = Promise.withResolvers<void>();
     const children = instances.map((instance, index) => {
@@ -263,6 +265,6 @@ export const fleetCommand: Command = {
     await Promise.all(children.map(({ pipes }) => pipes));
     Deno.removeSignalListener("SIGINT", stop);
     Deno.removeSignalListener("SIGTERM", stop);
-    return 0;
+    return failed ? 1 : 0;
   },
 };

@@ -52,8 +52,11 @@ export class KvStore implements Store {
     this.#kv = kv;
   }
 
-  /** Opens (or creates) the KV file at `path`. */
-  static async open(path: string): Promise<KvStore> {
+  /**
+   * Opens (or creates) the KV file at `path`. Without a path it opens the
+   * default database: on Deno Deploy, the app's managed KV database.
+   */
+  static async open(path?: string): Promise<KvStore> {
     return new KvStore(await Deno.openKv(path));
   }
 
