@@ -2,7 +2,16 @@ import assert from "node:assert/strict";
 import { runCli } from "./helpers/cli.ts";
 import { TestFleet } from "./helpers/process.ts";
 
-const COMMANDS = ["serve", "fleet", "push", "get", "delete", "list", "status", "watch"];
+const COMMANDS = [
+  "serve",
+  "fleet",
+  "push",
+  "get",
+  "delete",
+  "list",
+  "status",
+  "watch",
+];
 
 Deno.test("every command prints --help and exits 0", async () => {
   for (const command of COMMANDS) {
