@@ -24,6 +24,7 @@ import {
 } from "./lib/cli/config_commands.ts";
 import { fleetCommand } from "./lib/cli/fleet.ts";
 import { serveCommand } from "./lib/cli/serve.ts";
+import { simulateCommand } from "./lib/cli/simulate.ts";
 import { statusCommand } from "./lib/cli/status.ts";
 import { ClientError } from "./lib/client.ts";
 import { ConfigFileError } from "./lib/config_file.ts";
@@ -39,6 +40,7 @@ const COMMANDS: Command[] = [
   deleteCommand,
   listCommand,
   statusCommand,
+  simulateCommand,
 ];
 
 function usage(): string {

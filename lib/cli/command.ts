@@ -31,6 +31,11 @@ export interface Command {
   /** Extra help text after the option list. */
   readonly details?: string;
   readonly options: Record<string, OptionSpec>;
+  /**
+   * Commands under this one, such as `simulate rumor`: when the first
+   * argument names one, that one runs with the remaining arguments.
+   */
+  readonly subcommands?: readonly Command[];
   /** Runs the command; returns the process exit code. */
   run(args: Args): Promise<number>;
 }
@@ -91,6 +96,13 @@ export async function runCommand(
   command: Command,
   argv: string[],
 ): Promise<number> {
+  const subcommand = command.subcommands?.find((candidate) =>
+    candidate.name === argv[0]
+  );
+  if (subcommand) {
+    const name = `${command.name} ${subcommand.name}`;
+    return await runCommand({ ...subcommand, name }, argv.slice(1));
+  }
   let parsed;
   try {
     parsed = parseArgs({
