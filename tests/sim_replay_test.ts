@@ -81,7 +81,7 @@ Deno.test("replay of HTTP anti-entropy matches", () => {
   assert.ok(calls.has("httpSyncNext"), "node 1 merged a response");
   // The member record was added outside the wrapper, so the replayed node
   // does not request the HTTP session itself. It gets the session's inputs
-  // all the same, and must merge and answer exactly as the simulated one.
+  // all the same, and must merge and respond exactly as the simulated one.
   const replayed = replayTrace(trace);
   const sessionOutputs = (outputs: typeof replayed) =>
     outputs.filter((output) =>

@@ -28,7 +28,8 @@ Deno.test("sirFinalSusceptible solves the final-size equation", () => {
   assert.equal(sirFinalSusceptible(0.5), 1);
   for (const r0 of [1.5, 2, 4, 6]) {
     const s = sirFinalSusceptible(r0);
-    assert.ok(s > 0 && s < 1, `R0 ${r0}`);
+    assert.ok(s > 0, `R0 ${r0}`);
+    assert.ok(s < 1, `R0 ${r0}`);
     assert.ok(Math.abs(s - Math.exp(-r0 * (1 - s))) < 1e-12, `R0 ${r0}`);
   }
   assert.ok(sirFinalSusceptible(4) < sirFinalSusceptible(2));

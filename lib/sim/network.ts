@@ -11,7 +11,7 @@
 import type { Frame } from "../protocol/messages.ts";
 import type { Random } from "./random.ts";
 
-/** How frames travel between nodes. */
+/** Delay and loss of frames between nodes. */
 export interface NetworkConditions {
   /** Fixed one-way delay of every frame, in milliseconds. */
   readonly latencyMs: number;
@@ -163,7 +163,7 @@ export class SimNetwork {
     return this.#links.get(linkOf(end));
   }
 
-  /** Marks a link closed and forgets it. */
+  /** Marks a link closed and removes it from the open links. */
   close(link: SimLink): void {
     link.open = false;
     this.#links.delete(link.id);

@@ -1,10 +1,10 @@
 /**
  * Runs many independent simulation runs, spread over child processes.
  *
- * Child processes rather than worker threads, because every simulated node
- * allocates its hash tree, and on Deno 2.9 two worker threads that allocate
- * that fast ran slower together than one thread alone (100 rumor runs of
- * 1000 nodes on 2 cores: 12.6 s against 8.2 s). Each run has its
+ * It uses child processes rather than worker threads, because every
+ * simulated node allocates a hash tree. On Deno 2.9, two worker threads
+ * allocating that fast ran slower together than one thread alone: 12.6 s
+ * against 8.2 s for 100 rumor runs of 1000 nodes on 2 cores. Each run has its
  * own seed, so the results do not depend on the number of processes.
  *
  * @module

@@ -28,7 +28,7 @@ import { MemoryStore } from "../store/memory_store.ts";
 import { type Random, seededRandom } from "./random.ts";
 import type { Trace, TraceInput, TraceOutput } from "./trace.ts";
 
-/** What a simulated node's effects are handed to. */
+/** Receiver of a simulated node's effects. */
 export interface SimHost {
   send(from: SimNode, end: number, frame: Frame): void;
   closeLink(from: SimNode, end: number): void;

@@ -59,7 +59,7 @@ export const SIM_BASE_SETTINGS: Partial<Settings> = {
   maxLinks: 1024,
 };
 
-/** Which nodes open random links at the start of a round. */
+/** Policy for the nodes that open random links at the start of a round. */
 export type ContactPolicy = "all" | "rumor_holders";
 
 /** Options of a {@link Simulator}. */
@@ -76,7 +76,7 @@ export interface SimulatorOptions {
   /** Random peers each node links to per round (default 1). */
   readonly contacts?: number;
   /**
-   * Which nodes open links each round (default `all`). With
+   * Nodes that open links each round (default `all`). With
    * `rumor_holders`, only nodes with infective rumors do, which is much
    * cheaper when anti-entropy is off.
    */
@@ -295,7 +295,7 @@ export class Simulator {
     while (this.#queue.peekTime() < limitMs) {
       if (++handled > MAX_EVENTS_PER_ROUND) {
         throw new Error(
-          `Round at ${this.nowMs} ms handled over ${MAX_EVENTS_PER_ROUND} events; the settings probably make nodes answer each other without end`,
+          `Round at ${this.nowMs} ms handled over ${MAX_EVENTS_PER_ROUND} events; the settings probably make nodes respond to each other without end`,
         );
       }
       const { timeMs, item } = this.#queue.pop()!;
@@ -340,7 +340,7 @@ export class Simulator {
     node.receive(end, frame);
   }
 
-  /** Closes a link and tells each running node that registered an end. */
+  /** Closes a link and calls `linkClosed` on each running node that registered an end. */
   #closeLink(link: SimLink): void {
     if (!link.open) return;
     this.network.close(link);

@@ -4,7 +4,7 @@
  * @module
  */
 
-/** How a series is drawn. */
+/** Line style of a series. */
 export type SeriesStyle = "line" | "dashed" | "dotted" | "markers";
 
 /** One named series of points. */

@@ -107,9 +107,9 @@ export function antiEntropyCurve(
 }
 
 /**
- * Returns the first round at which the mean-field uninformed fraction
- * covers `coverage` of the nodes; for full coverage, the round at which
- * fewer than half a node is expected to be uninformed.
+ * Returns the first round after which the mean-field curve has informed
+ * `coverage` of the nodes. Full coverage means fewer than half a node is
+ * expected to be uninformed.
  */
 export function meanFieldRounds(
   mode: AntiEntropyMode,
@@ -154,7 +154,7 @@ export interface PublishedRumorRow {
   readonly tLast: number;
 }
 
-/** Where the published rumor figures come from. */
+/** Source of the published rumor figures. */
 export const DEMERS_SOURCE =
   'Demers et al., "Epidemic Algorithms for Replicated Database Maintenance", PODC 1987; tables as reprinted in Xerox PARC report CSL-89-1 (1989), p. 10';
 

@@ -39,8 +39,8 @@ export function paperModel(
 }
 
 /**
- * Returns the state of a node that holds the update but spreads no rumor,
- * as if it had restarted after taking the write: only anti-entropy moves
+ * Returns the state of a node that has the update but spreads no rumor,
+ * as if it had restarted after taking the write. Only anti-entropy moves
  * the update then.
  */
 export function updateOnlyState(): NodeState {

@@ -3,7 +3,7 @@
  * times for the blind and feedback variants, next to the published figures.
  *
  * Blind: a node stops after k pushes (`rumorShareLimit` = k). Feedback: a
- * node stops once k peers answered that they already had the update
+ * node stops once k peers replied that they already had the update
  * (`feedbackLimit` = k). Both push to one random peer per round.
  *
  * @module
@@ -31,7 +31,7 @@ import {
   UPDATE_KEY,
 } from "./common.ts";
 
-/** How a rumor stops being spread. */
+/** Stop rule of a rumor. */
 export type RumorVariant = "blind" | "feedback";
 
 /** Parameters of one rumor run. */
