@@ -20,14 +20,15 @@
  */
 
 import { defaultSettings, type Settings } from "../config.ts";
-import {
-  type Frame,
-  parseFrame,
-  type SyncRequest,
-  type SyncResponse,
-} from "../protocol/messages.ts";
-import type { HttpSyncDriver, NodeEvent, NodeState } from "../protocol/node.ts";
+import { type Frame, parseFrame } from "../protocol/messages.ts";
+import type { NodeEvent, NodeState } from "../protocol/node.ts";
 import { EventQueue } from "./event_queue.ts";
+import {
+  handleHttpEvent,
+  type HttpEvent,
+  type HttpSyncContext,
+  startHttpSync,
+} from "./http_sync.ts";
 import {
   isDialerEnd,
   type NetworkConditions,
@@ -92,22 +93,7 @@ export interface SimulatorOptions {
 /** Receives every event of every node. */
 export type SimListener = (node: SimNode, event: NodeEvent) => void;
 
-type SimEvent =
-  | { kind: "frame"; end: number; frame: Frame }
-  | {
-    kind: "http_request";
-    from: number;
-    to: number;
-    request: SyncRequest;
-    driver: HttpSyncDriver;
-  }
-  | {
-    kind: "http_response";
-    from: number;
-    to: number;
-    response: SyncResponse | undefined;
-    driver: HttpSyncDriver;
-  };
+type SimEvent = { kind: "frame"; end: number; frame: Frame } | HttpEvent;
 
 /** Upper bound on events handled within one round, against runaway loops. */
 const MAX_EVENTS_PER_ROUND = 50_000_000;
@@ -148,6 +134,12 @@ export class Simulator {
   readonly #validate: boolean;
   #roundLinks: SimLink[] = [];
   #nextRoundMs: number;
+  readonly #httpContext: HttpSyncContext = {
+    nodes: () => this.nodes,
+    network: () => this.network,
+    schedule: (event) =>
+      this.#queue.push(this.nowMs + this.network.delayMs(), event),
+  };
 
   constructor(options: SimulatorOptions) {
     const { nodes, seed } = options;
@@ -311,10 +303,8 @@ export class Simulator {
         this.#deliver(event.end, event.frame);
         break;
       case "http_request":
-        this.#answerHttp(event);
-        break;
       case "http_response":
-        this.#continueHttp(event);
+        handleHttpEvent(this.#httpContext, event);
         break;
     }
   }
@@ -379,58 +369,6 @@ export class Simulator {
     });
   }
 
-  #startHttpSync(from: SimNode, url: string): void {
-    const to = indexOfUrl(url);
-    if (to === undefined || to >= this.nodes.length) return;
-    const driver = from.openHttpSync(this.nodes[to]!.info.id);
-    if (!driver) return;
-    this.#queue.push(this.nowMs + this.network.delayMs(), {
-      kind: "http_request",
-      from: from.index,
-      to,
-      request: driver.first(),
-      driver,
-    });
-  }
-
-  #answerHttp(event: Extract<SimEvent, { kind: "http_request" }>): void {
-    const target = this.nodes[event.to]!;
-    const reachable = target.online &&
-      this.network.reachable(event.from, event.to) && !this.network.lost();
-    const response = reachable
-      ? target.handleSyncRequest(event.request, this.nodes[event.from]!.info.id)
-      : undefined;
-    this.#queue.push(this.nowMs + this.network.delayMs(), {
-      kind: "http_response",
-      from: event.from,
-      to: event.to,
-      response,
-      driver: event.driver,
-    });
-  }
-
-  #continueHttp(event: Extract<SimEvent, { kind: "http_response" }>): void {
-    const node = this.nodes[event.from]!;
-    // A node stopped in the meantime lost its session with its GossipNode.
-    if (!node.online) return;
-    if (!event.response) {
-      event.driver.finish("HTTP sync request failed: peer unreachable");
-      return;
-    }
-    const next = event.driver.next(event.response);
-    if (!next) {
-      event.driver.finish();
-      return;
-    }
-    this.#queue.push(this.nowMs + this.network.delayMs(), {
-      kind: "http_request",
-      from: event.from,
-      to: event.to,
-      request: next,
-      driver: event.driver,
-    });
-  }
-
   #host(): SimHost {
     return {
       send: (from, end, frame) => this.#send(from, end, frame),
@@ -438,18 +376,12 @@ export class Simulator {
         const link = this.network.get(end);
         if (link) this.#closeLink(link);
       },
-      syncOverHttp: (from, url) => this.#startHttpSync(from, url),
+      syncOverHttp: (from, url) => startHttpSync(this.#httpContext, from, url),
       emit: (from, event) => {
         for (const listener of this.#listeners) listener(from, event);
       },
     };
   }
-}
-
-/** Returns the node index in a simulated node URL, such as `http://n7.sim`. */
-function indexOfUrl(url: string): number | undefined {
-  const match = /^http:\/\/n(\d+)\.sim$/.exec(url);
-  return match ? Number(match[1]) : undefined;
 }
 
 function roundTrip(frame: Frame, from: SimNode, settings: Settings): Frame {
