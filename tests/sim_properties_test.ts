@@ -103,3 +103,14 @@ Deno.test("returning nodes get the update", async () => {
   assert.ok(Number.isFinite(run.allAfter), "every node got it");
   assert.ok(Math.max(...run.delays) <= run.allAfter);
 });
+
+Deno.test("child processes return in-process results", async () => {
+  const jobs = [
+    { n: 50, mode: "push-pull" as const, seed: 1 },
+    { n: 60, mode: "pull" as const, seed: 2 },
+    { n: 70, mode: "push" as const, seed: 3 },
+  ];
+  const local = await runJobs("antiEntropy", jobs, 1);
+  const spread = await runJobs("antiEntropy", jobs, 2);
+  assert.deepEqual(spread, local);
+});

@@ -1,6 +1,6 @@
 /**
  * Anti-entropy over HTTP between simulated nodes. A node without links
- * asks its adapter for an HTTP session (`syncOverHttp`); here each request
+ * requests an HTTP session from its adapter (`syncOverHttp`); here each request
  * and each response is one event, delayed and possibly lost like a frame.
  *
  * @module
