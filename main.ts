@@ -27,6 +27,7 @@ import {
 import { deployCommand } from "./lib/cli/deploy.ts";
 import { fleetCommand } from "./lib/cli/fleet.ts";
 import { serveCommand } from "./lib/cli/serve.ts";
+import { simulateCommand } from "./lib/cli/simulate.ts";
 import { statusCommand } from "./lib/cli/status.ts";
 import { watchCommand } from "./lib/cli/watch.ts";
 import { ClientError } from "./lib/client.ts";
@@ -46,6 +47,7 @@ const COMMANDS: Command[] = [
   statusCommand,
   watchCommand,
   deployCommand,
+  simulateCommand,
 ];
 
 function usage(): string {

@@ -12,6 +12,7 @@
 
 import { z } from "zod";
 import { NODE_ID_PATTERN } from "./protocol/messages.ts";
+import type { SyncDirection } from "./protocol/sync.ts";
 
 type Kind = "string" | "int" | "number" | "list" | "enum";
 
@@ -92,7 +93,7 @@ export const SETTINGS = {
     min: 1,
     max: 64,
     help:
-      "A rumor is pushed at most this many times ceil(log10(members + 1)) before it is removed",
+      "A rumor is pushed at most this many times ceil(log10(members + 1)) before it is removed, unless rumorShareLimit is set",
   },
   feedbackLimit: {
     kind: "int",
@@ -102,13 +103,28 @@ export const SETTINGS = {
     help:
       "A rumor is removed once this many peers answered that they already had it",
   },
+  rumorShareLimit: {
+    kind: "int",
+    default: 0,
+    min: 0,
+    max: 1_000_000,
+    help:
+      "Fixed number of pushes after which a rumor is removed; 0 computes it from retransmitMult and the fleet size",
+  },
+  rumorFirstPush: {
+    kind: "enum",
+    default: "at_once",
+    choices: ["at_once", "next_round"],
+    help:
+      "When a new update is first pushed: at once, or at the next gossip round as in the synchronous rounds of the epidemic literature",
+  },
   gossipIntervalMs: {
     kind: "int",
     default: 200,
     min: 10,
     max: 60 * SECOND,
     help:
-      "Milliseconds between gossip rounds that push rumors still infective; new rumors are pushed at once",
+      "Milliseconds between gossip rounds that push rumors still infective; new rumors are pushed at once unless rumorFirstPush is next_round",
   },
   maxRumors: {
     kind: "int",
@@ -186,6 +202,13 @@ export const SETTINGS = {
     max: 1,
     help:
       "Fraction of the anti-entropy interval by which each round is moved at random",
+  },
+  antiEntropyMode: {
+    kind: "enum",
+    default: "push-pull",
+    choices: ["push-pull", "push", "pull"],
+    help:
+      "Which newer entries an anti-entropy round moves: both sides' (push-pull), only the initiator's (push) or only the responder's (pull)",
   },
   syncTimeoutMs: {
     kind: "int",
@@ -321,6 +344,8 @@ export type Settings = {
     : K extends "preset" ? "local" | "lan" | "wan"
     : K extends "logLevel" ? "debug" | "info" | "warn" | "error"
     : K extends "logFormat" ? "json" | "text"
+    : K extends "rumorFirstPush" ? "at_once" | "next_round"
+    : K extends "antiEntropyMode" ? SyncDirection
     : string;
 };
 
@@ -506,6 +531,18 @@ export function settingsFromEnv(
     if (value !== undefined) raw[name] = value;
   }
   return parseRawSettings(raw, envName);
+}
+
+/**
+ * Returns the rumor share limit: `rumorShareLimit` when it is set (above 0),
+ * else {@link shareLimit} for a fleet of `members` instances.
+ */
+export function effectiveShareLimit(
+  settings: Pick<Settings, "rumorShareLimit" | "retransmitMult">,
+  members: number,
+): number {
+  if (settings.rumorShareLimit > 0) return settings.rumorShareLimit;
+  return shareLimit(settings.retransmitMult, members);
 }
 
 /**

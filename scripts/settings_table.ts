@@ -10,7 +10,13 @@
  * @module
  */
 
-import { envName, flagName, PRESETS, SETTINGS, type SettingName } from "../lib/config.ts";
+import {
+  envName,
+  flagName,
+  PRESETS,
+  type SettingName,
+  SETTINGS,
+} from "../lib/config.ts";
 
 /** Returns the settings table as Markdown. */
 export function settingsTable(): string {
@@ -21,11 +27,17 @@ export function settingsTable(): string {
   for (const [name, spec] of Object.entries(SETTINGS)) {
     const key = name as SettingName;
     const show = (value: unknown) =>
-      value === undefined || value === "" ? "" : Array.isArray(value) ? value.join(",") : String(value);
+      value === undefined || value === ""
+        ? ""
+        : Array.isArray(value)
+        ? value.join(",")
+        : String(value);
     rows.push(
-      `| \`${name}\` | \`--${flagName(key)}\` / \`${envName(key)}\` | ${show(spec.default)} | ${
-        show(PRESETS.local[key])
-      } | ${show(PRESETS.wan[key])} | ${spec.help.replaceAll("|", "\\|")} |`,
+      `| \`${name}\` | \`--${flagName(key)}\` / \`${envName(key)}\` | ${
+        show(spec.default)
+      } | ${show(PRESETS.local[key])} | ${show(PRESETS.wan[key])} | ${
+        spec.help.replaceAll("|", "\\|")
+      } |`,
     );
   }
   return rows.join("\n");

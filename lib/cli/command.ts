@@ -159,9 +159,12 @@ async function runSubcommand(
       }`,
     );
   }
-  const sub = subcommands.find((candidate) =>
-    candidate.name === `${command.name} ${name}`
+  // Subcommands may be named `sub` or `parent sub`.
+  const fullName = `${command.name} ${name}`;
+  const found = subcommands.find((candidate) =>
+    candidate.name === fullName || candidate.name === name
   );
+  const sub = found && { ...found, name: fullName };
   if (!sub) {
     throw new UsageError(
       `Unknown subcommand ${

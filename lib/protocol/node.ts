@@ -8,15 +8,16 @@
  * process, in tests with a fake clock and in a simulator.
  *
  * Updates spread in two ways. Rumor mongering pushes each new update at
- * once to `fanout` linked peers, and again in later gossip rounds, until the
- * rumor is removed (see rumors.ts). Anti-entropy compares hash trees with
+ * once to `fanout` linked peers (at the next gossip round instead when
+ * `rumorFirstPush` is `next_round`), and again in later gossip rounds, until
+ * the rumor is removed (see rumors.ts). Anti-entropy compares hash trees with
  * one random peer every interval and repairs every difference (see
  * sync.ts), so an update that a rumor missed still arrives.
  *
  * @module
  */
 
-import { type Settings, shareLimit } from "../config.ts";
+import { effectiveShareLimit, type Settings } from "../config.ts";
 import { compareVersions, HybridClock, type Version } from "./clock.ts";
 import {
   checkKey,
@@ -57,12 +58,15 @@ export type NodeSettings = Pick<
   | "fanout"
   | "retransmitMult"
   | "feedbackLimit"
+  | "rumorShareLimit"
+  | "rumorFirstPush"
   | "maxRumors"
   | "activeViewSize"
   | "maxLinks"
   | "shuffleIntervalMs"
   | "antiEntropyIntervalMs"
   | "antiEntropyJitter"
+  | "antiEntropyMode"
   | "syncTimeoutMs"
   | "tombstoneTtlMs"
   | "maxClockDriftMs"
@@ -259,7 +263,7 @@ export class GossipNode {
     this.#members = new MemberTable(self, now());
     this.#planner = new DialPlanner(settings, random);
     this.#rumors = new RumorBuffer({
-      shareLimit: () => shareLimit(settings.retransmitMult, this.#members.size),
+      shareLimit: () => effectiveShareLimit(settings, this.#members.size),
       feedbackLimit: settings.feedbackLimit,
       maxRumors: settings.maxRumors,
     });
@@ -391,7 +395,7 @@ export class GossipNode {
         from: undefined,
       });
     }
-    this.#spread(fresh);
+    if (this.#settings.rumorFirstPush === "at_once") this.#spread(fresh);
     this.#flush();
   }
 
@@ -724,7 +728,7 @@ export class GossipNode {
       this.#effects.send(link, { v: 1, type: "feedback", known });
     }
     if (newerHere.length > 0) this.#sendEntries(link, newerHere);
-    this.#spread(fresh);
+    if (this.#settings.rumorFirstPush === "at_once") this.#spread(fresh);
   }
 
   #receiveFeedback(peer: string, frame: FrameOf<"feedback">): void {
@@ -888,6 +892,7 @@ export class GossipNode {
     return {
       maxEntries: this.#settings.maxEntriesPerFrame,
       maxEntryBytes: this.#settings.maxFrameBytes / 2,
+      direction: this.#settings.antiEntropyMode,
     };
   }
 

@@ -7,7 +7,8 @@
  * initiator descends into the children that differ from its own, and for
  * each differing leaf it asks for the entries the responder has newer
  * (pull) and sends the entries it has newer itself (push), in the next
- * request. The responder keeps no state between requests, so the same
+ * request; {@link SyncLimits.direction} can limit a session to one of the
+ * two. The responder keeps no state between requests, so the same
  * exchange runs over a WebSocket or over plain HTTP.
  *
  * @module
@@ -19,12 +20,20 @@ import { isTreePath, TREE_DEPTH } from "./digest.ts";
 import type { Replica } from "./replica.ts";
 import type { SyncRequest, SyncResponse } from "./messages.ts";
 
+/**
+ * Direction of an anti-entropy session. `push-pull` moves newer entries both
+ * ways, `push` moves only the initiator's and `pull` only the responder's.
+ */
+export type SyncDirection = "push-pull" | "push" | "pull";
+
 /** Size limits of one anti-entropy request or response. */
 export interface SyncLimits {
   /** Most entries in one request or response. */
   readonly maxEntries: number;
   /** Budget for the entries of one request or response, in bytes. */
   readonly maxEntryBytes: number;
+  /** Direction of the initiator's session; `push-pull` when left out. */
+  readonly direction?: SyncDirection;
 }
 
 /** Limits of tree nodes and keys per request; the schemas allow 4096. */
@@ -177,14 +186,15 @@ export class SyncSession {
   }
 
   #compareLeaf(path: string, items: readonly [string, Version][]): void {
+    const direction = this.#limits.direction ?? "push-pull";
     const theirs = new Map<string, Version>();
     for (const [key, version] of items) {
       theirs.set(key, version);
       const mine = this.#replica.get(key);
-      if (!mine || compareVersions(version, mine.version) > 0) {
-        this.#wants.push(key);
-      }
+      const newer = !mine || compareVersions(version, mine.version) > 0;
+      if (newer && direction !== "push") this.#wants.push(key);
     }
+    if (direction === "pull") return;
     for (const key of this.#replica.tree.keysAt(path)) {
       const mine = this.#replica.get(key);
       const their = theirs.get(key);
