@@ -4,7 +4,8 @@
  * contains exactly this output.
  *
  * ```sh
- * deno run scripts/settings_table.ts
+ * deno run scripts/settings_table.ts            # print it
+ * deno run -RW scripts/settings_table.ts --write  # put it into README.md
  * ```
  *
  * @module
@@ -43,4 +44,36 @@ export function settingsTable(): string {
   return rows.join("\n");
 }
 
-if (import.meta.main) console.log(settingsTable());
+const START = "<!-- settings-table:start -->";
+const END = "<!-- settings-table:end -->";
+
+/** Returns the table rows between the README markers, cells trimmed. */
+export function tableRows(markdown: string): string[][] {
+  const start = markdown.indexOf(START);
+  const end = markdown.indexOf(END);
+  if (start < 0 || end < start) return [];
+  return markdown.slice(start + START.length, end).trim().split("\n")
+    .filter((line) => line.startsWith("|") && !/^\|[-\s|]+\|$/.test(line))
+    .map((line) =>
+      line.slice(1, -1).split(/(?<!\\)\|/).map((cell) => cell.trim())
+    );
+}
+
+if (import.meta.main) {
+  if (Deno.args.includes("--write")) {
+    const path = new URL("../README.md", import.meta.url);
+    const readme = await Deno.readTextFile(path);
+    const start = readme.indexOf(START);
+    const end = readme.indexOf(END);
+    if (start < 0 || end < start) {
+      throw new Error(`README.md lacks the ${START} and ${END} markers`);
+    }
+    await Deno.writeTextFile(
+      path,
+      readme.slice(0, start + START.length) + "\n\n" + settingsTable() +
+        "\n\n" + readme.slice(end),
+    );
+  } else {
+    console.log(settingsTable());
+  }
+}
