@@ -136,10 +136,19 @@ export const SETTINGS = {
   },
   activeViewSize: {
     kind: "int",
-    default: 4,
-    min: 1,
+    default: 0,
+    min: 0,
     max: 64,
-    help: "WebSocket links an instance dials and keeps open",
+    help:
+      "WebSocket links an instance dials and keeps open; 0 picks ceil(ln N) + 2 for N members (4 at 5, 5 at 20, 9 at 1000)",
+  },
+  passiveViewSize: {
+    kind: "int",
+    default: 30,
+    min: 1,
+    max: 10_000,
+    help:
+      "Members kept as a random sample to replace failed links from, refreshed by shuffles",
   },
   maxLinks: {
     kind: "int",
@@ -171,6 +180,53 @@ export const SETTINGS = {
     max: 3600 * SECOND,
     help:
       "A link that receives nothing for this many milliseconds is closed and redialled",
+  },
+  probeIntervalMs: {
+    kind: "int",
+    default: SECOND,
+    min: 50,
+    max: DAY,
+    help:
+      "Milliseconds between failure-detector probes; each probes one member, round-robin",
+  },
+  probeTimeoutMs: {
+    kind: "int",
+    default: 500,
+    min: 10,
+    max: DAY,
+    help:
+      "Milliseconds to wait for a probe's answer before asking other members to probe indirectly",
+  },
+  indirectProbes: {
+    kind: "int",
+    default: 3,
+    min: 0,
+    max: 16,
+    help: "Members asked to probe a silent member on this one's behalf",
+  },
+  suspicionMult: {
+    kind: "int",
+    default: 4,
+    min: 1,
+    max: 100,
+    help:
+      "A suspect is declared dead after this many times max(1, log10 N) probe intervals without refuting",
+  },
+  deadMemberRetentionMs: {
+    kind: "int",
+    default: 30 * SECOND,
+    min: 0,
+    max: DAY,
+    help:
+      "Milliseconds a dead or departed member stays listed before it is forgotten",
+  },
+  maxAwareness: {
+    kind: "int",
+    default: 8,
+    min: 0,
+    max: 64,
+    help:
+      "Highest local health score; probe intervals and timeouts stretch by score + 1 while this instance is slow",
   },
   redialMinMs: {
     kind: "int",
@@ -302,6 +358,10 @@ export const PRESETS: Record<
     shuffleIntervalMs: 10 * SECOND, // a small fleet reshuffles visibly
     keepaliveIntervalMs: SECOND,
     linkTimeoutMs: 4 * SECOND,
+    // memberlist's local preset probes every 1 s with a 200 ms timeout and
+    // one indirect probe; a wider timeout here tolerates busy test machines.
+    indirectProbes: 1,
+    suspicionMult: 3,
   },
   lan: {},
   // Edge regions: round trips of 50 to 300 ms and more packet loss, so
@@ -313,6 +373,9 @@ export const PRESETS: Record<
     keepaliveIntervalMs: 5 * SECOND,
     linkTimeoutMs: 20 * SECOND,
     syncTimeoutMs: 15 * SECOND,
+    probeIntervalMs: 5 * SECOND, // memberlist's WAN preset: 5 s and 3 s
+    probeTimeoutMs: 3 * SECOND,
+    suspicionMult: 6, // memberlist WAN: slower links, fewer false positives
   },
 };
 
@@ -371,6 +434,13 @@ const SettingsSchema = z.object(
       code: "custom",
       path: ["redialMinMs"],
       message: "must not be greater than redialMaxMs",
+    });
+  }
+  if (settings.probeTimeoutMs >= settings.probeIntervalMs) {
+    context.addIssue({
+      code: "custom",
+      path: ["probeTimeoutMs"],
+      message: "must be less than probeIntervalMs",
     });
   }
   if (settings.activeViewSize > settings.maxLinks) {

@@ -15,6 +15,8 @@ import { Metrics } from "./metrics.ts";
 import { exportOtelMetrics, otelEnabled } from "./otel.ts";
 import { LinkManager } from "./net/link_manager.ts";
 import { runHttpSync } from "./net/http_sync.ts";
+import { sendDatagram } from "./net/datagram.ts";
+import type { Frame } from "./protocol/messages.ts";
 import { formatVersion } from "./protocol/clock.ts";
 import type { Entry } from "./protocol/entry.ts";
 import { Counters } from "./protocol/counters.ts";
@@ -289,6 +291,7 @@ export class Instance implements InstanceApi, AsyncDisposable {
         closeLink: (link, reason) => this.#links.close(link, reason),
         dial: (target) => this.#links.dial(target),
         syncOverHttp: (target) => this.#track(this.#httpSync(target)),
+        datagram: (target, frame) => this.#track(this.#datagram(target, frame)),
         persist: (ops) => {
           this.#queue.enqueue(ops).catch(() => {
             // Logged by the queue; anti-entropy repairs what was not saved.
@@ -312,6 +315,17 @@ export class Instance implements InstanceApi, AsyncDisposable {
     queueMicrotask(() => {
       if (!this.#closed) this.node.tick();
     });
+  }
+
+  async #datagram(url: string, frame: Frame): Promise<void> {
+    const answer = await sendDatagram({
+      url,
+      frame,
+      timeoutMs: this.settings.probeTimeoutMs,
+      maxFrameBytes: this.settings.maxFrameBytes,
+      signal: this.#abort.signal,
+    });
+    if (answer && !this.#closed) this.node.handleDatagram(answer);
   }
 
   async #httpSync(url: string): Promise<void> {
@@ -415,6 +429,8 @@ export class Instance implements InstanceApi, AsyncDisposable {
 
   async #shutdown(): Promise<void> {
     clearInterval(this.#tickTimer);
+    // Announce the leave first, so peers stop probing this instance.
+    this.node.leave();
     this.#abort.abort();
     this.feed.close();
     await this.#links.closeAll();

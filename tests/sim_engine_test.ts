@@ -185,7 +185,10 @@ Deno.test("node without links syncs over HTTP", () => {
     }
   });
   // Node 1 learns of node 0 from one link, as a members frame would tell it.
-  sim.nodes[1]!.node.members.upsert(sim.nodes[0]!.info, sim.nowMs);
+  sim.nodes[1]!.node.members.apply(
+    { ...sim.nodes[0]!.info, state: "alive" },
+    sim.nowMs,
+  );
   sim.runRounds(3);
   assert.ok(httpSessions > 0, "some HTTP session finished");
   assert.equal(sim.nodes[1]!.node.get(UPDATE_KEY)?.value, "true");

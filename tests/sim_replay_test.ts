@@ -73,7 +73,10 @@ Deno.test("replay of HTTP anti-entropy matches", () => {
     settings: paperModel({ antiEntropyIntervalMs: 1000 }),
     state: (index) => index === 0 ? updateOnlyState() : undefined,
   });
-  sim.nodes[1]!.node.members.upsert(sim.nodes[0]!.info, sim.nowMs);
+  sim.nodes[1]!.node.members.apply(
+    { ...sim.nodes[0]!.info, state: "alive" },
+    sim.nowMs,
+  );
   sim.runRounds(4);
   const trace = sim.nodes[1]!.trace!;
   const calls = new Set(trace.inputs.map((input) => input.call));

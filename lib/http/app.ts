@@ -22,7 +22,12 @@ import type { Metrics } from "../metrics.ts";
 import type { Counters } from "../protocol/counters.ts";
 import { formatVersion } from "../protocol/clock.ts";
 import { checkKey, type Entry } from "../protocol/entry.ts";
-import { PROTOCOL_VERSION, SyncRequestSchema } from "../protocol/messages.ts";
+import {
+  encodeFrame,
+  parseFrame,
+  PROTOCOL_VERSION,
+  SyncRequestSchema,
+} from "../protocol/messages.ts";
 import { type Change, type GossipNode, WriteError } from "../protocol/node.ts";
 import {
   UpdateIdError,
@@ -265,6 +270,27 @@ export function createApp(instance: InstanceApi): Hono {
     "/v1/watch",
     (c) => watchResponse(c, instance.feed, instance.node.id),
   );
+
+  app.post("/v1/probe", limit, async (c) => {
+    const parsed = parseFrame(await c.req.text(), settings.maxFrameBytes);
+    if (!parsed.ok) {
+      return errorResponse(c, 400, "invalid_request", parsed.message);
+    }
+    const frame = parsed.frame;
+    if (frame.type !== "probe" && frame.type !== "probe_ack") {
+      return errorResponse(
+        c,
+        400,
+        "invalid_request",
+        `POST /v1/probe takes probe and probe_ack frames, not ${frame.type}`,
+      );
+    }
+    const answer = instance.node.handleDatagram(frame);
+    if (!answer) return c.body(null, 204);
+    return c.body(encodeFrame(answer), 200, {
+      "content-type": "application/json",
+    });
+  });
 
   app.post("/v1/sync", limit, async (c) => {
     const body = await readJson(c);

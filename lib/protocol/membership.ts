@@ -1,40 +1,70 @@
 /**
- * The member table: every instance this node has heard of.
+ * The member table: every instance this node has heard of, with the state
+ * the SWIM protocol assigns it (alive, suspect, dead, left).
  *
- * A member record carries an incarnation number that only its owner raises.
- * A record with a higher incarnation replaces the one held, so an instance
- * that restarts on a new address is listed once, at the new address.
+ * Each member owns an incarnation number that only it raises. News about a
+ * member is ordered by incarnation first and by state second, as in SWIM
+ * (Das, Gupta and Motivala, DSN 2002):
+ *
+ * - `alive` with a higher incarnation wins over anything held;
+ * - `suspect` wins over `alive` of the same or a lower incarnation;
+ * - `dead` and `left` win over `alive` and `suspect` of the same or a lower
+ *   incarnation.
+ *
+ * A member that hears it is suspected or declared dead refutes it by raising
+ * its own incarnation above the rumor's and announcing itself alive. An
+ * instance that restarts starts with a higher incarnation than before, so
+ * its new record replaces the old one, new address included.
  *
  * @module
  */
 
-import type { MemberInfo } from "./messages.ts";
+import type { MEMBER_STATES, MemberInfo, MemberUpdate } from "./messages.ts";
 
 /** Liveness of a member as this node sees it. */
-export type MemberState = "alive" | "suspect" | "dead" | "left";
+export type MemberState = (typeof MEMBER_STATES)[number];
 
 /** A member record with local observations. */
 export interface Member extends MemberInfo {
   state: MemberState;
   /** Local time of the last frame from it, or of the last news about it. */
   lastContactMs: number;
+  /** Local time the member entered its current state. */
+  stateSinceMs: number;
 }
 
+/** What {@link MemberTable.apply} did with an update. */
+export type ApplyResult =
+  /** The table changed; the update is worth passing on. */
+  | "changed"
+  /** Old or equal news; nothing changed. */
+  | "ignored"
+  /** The update suspected or buried this node; it raised its incarnation. */
+  | "refuted";
+
+const RANK: Record<MemberState, number> = {
+  alive: 0,
+  suspect: 1,
+  dead: 2,
+  left: 2,
+};
+
 /**
- * Members by id, the local node included.
+ * Members by id, this node included.
  *
  * @example
  * ```ts
  * import { MemberTable } from "./membership.ts";
  * const table = new MemberTable(
- *   { id: "a", region: "eu", url: "http://127.0.0.1:8001", incarnation: 0 },
+ *   { id: "a", region: "eu", url: "http://127.0.0.1:8001", incarnation: 1 },
  *   0,
  * );
- * table.upsert(
- *   { id: "b", region: "us", url: "http://127.0.0.1:8002", incarnation: 0 },
- *   1,
- * ); // "added"
- * table.size; // 2
+ * table.apply({
+ *   id: "b", region: "us", url: "http://127.0.0.1:8002", incarnation: 1,
+ *   state: "alive",
+ * }, 5); // "changed"
+ * table.apply({ ...table.get("b")!, state: "suspect" }, 6); // "changed"
+ * table.get("b")?.state; // "suspect"
  * ```
  */
 export class MemberTable {
@@ -47,15 +77,25 @@ export class MemberTable {
       ...self,
       state: "alive",
       lastContactMs: nowMs,
+      stateSinceMs: nowMs,
     });
   }
 
-  /** Members known, the local node included. */
+  /** Members known, this node and dead members included. */
   get size(): number {
     return this.#members.size;
   }
 
-  /** The local node's own record. */
+  /** Members that are alive or suspect, this node included. */
+  get liveCount(): number {
+    let count = 0;
+    for (const member of this.#members.values()) {
+      if (member.state === "alive" || member.state === "suspect") count++;
+    }
+    return count;
+  }
+
+  /** This node's own record. */
   get self(): Member {
     return this.#members.get(this.#selfId)!;
   }
@@ -65,12 +105,12 @@ export class MemberTable {
     return this.#members.get(id);
   }
 
-  /** Iterates over all members, the local node included. */
+  /** Iterates over all members, this node and dead members included. */
   values(): IterableIterator<Member> {
     return this.#members.values();
   }
 
-  /** Returns members other than the local node that are alive or suspect. */
+  /** Returns members other than this node that are alive or suspect. */
   others(): Member[] {
     return [...this.#members.values()].filter((member) =>
       member.id !== this.#selfId &&
@@ -78,54 +118,108 @@ export class MemberTable {
     );
   }
 
-  /**
-   * Merges news about a member. A higher incarnation replaces the record; an
-   * equal one refreshes contact time. News about the local node is ignored.
-   */
-  upsert(info: MemberInfo, nowMs: number): "added" | "updated" | "ignored" {
-    if (info.id === this.#selfId) return "ignored";
-    const current = this.#members.get(info.id);
-    if (!current) {
-      this.#members.set(info.id, {
-        ...info,
-        state: "alive",
-        lastContactMs: nowMs,
-      });
-      return "added";
-    }
-    if (info.incarnation > current.incarnation) {
-      Object.assign(current, info, { state: "alive", lastContactMs: nowMs });
-      return "updated";
-    }
-    if (info.incarnation === current.incarnation) {
-      current.lastContactMs = Math.max(current.lastContactMs, nowMs);
-    }
-    return "ignored";
+  /** Returns the wire record of a member. */
+  static info(member: MemberInfo): MemberInfo {
+    const { id, region, url, incarnation } = member;
+    return { id, region, url, incarnation };
   }
 
-  /** Records a frame received from a member. */
-  touch(id: string, nowMs: number): void {
-    const member = this.#members.get(id);
-    if (member) member.lastContactMs = nowMs;
+  /** Returns the update that describes a member's current state. */
+  static update(member: Member): MemberUpdate {
+    return { ...MemberTable.info(member), state: member.state };
   }
 
-  /** Sets a member's state. */
-  setState(id: string, state: MemberState): void {
-    const member = this.#members.get(id);
-    if (member && id !== this.#selfId) member.state = state;
-  }
-
-  /** Returns the wire records of all members that are not dead or gone. */
+  /** Returns the wire records of members that are alive or suspect. */
   infos(): MemberInfo[] {
     return [...this.#members.values()]
       .filter((member) =>
         member.state === "alive" || member.state === "suspect"
       )
-      .map(({ id, region, url, incarnation }) => ({
-        id,
-        region,
-        url,
-        incarnation,
-      }));
+      .map(MemberTable.info);
+  }
+
+  /** Merges one membership update by the rules in the module comment. */
+  apply(update: MemberUpdate, nowMs: number): ApplyResult {
+    if (update.id === this.#selfId) return this.#applyToSelf(update);
+
+    const current = this.#members.get(update.id);
+    if (!current) {
+      this.#members.set(update.id, {
+        ...MemberTable.info(update),
+        state: update.state,
+        lastContactMs: nowMs,
+        stateSinceMs: nowMs,
+      });
+      return "changed";
+    }
+    const newer = update.incarnation > current.incarnation ||
+      (update.incarnation === current.incarnation &&
+        RANK[update.state] > RANK[current.state]);
+    if (!newer) {
+      if (
+        update.incarnation === current.incarnation &&
+        update.state === current.state
+      ) {
+        current.lastContactMs = Math.max(current.lastContactMs, nowMs);
+      }
+      return "ignored";
+    }
+    const stateChanged = update.state !== current.state;
+    Object.assign(current, MemberTable.info(update), {
+      state: update.state,
+      lastContactMs: nowMs,
+    });
+    if (stateChanged) current.stateSinceMs = nowMs;
+    return "changed";
+  }
+
+  /**
+   * Raises this node's incarnation, for a refutation or a graceful leave.
+   * Returns the new incarnation.
+   */
+  bumpIncarnation(atLeast = 0): number {
+    const self = this.self;
+    self.incarnation = Math.max(self.incarnation, atLeast) + 1;
+    return self.incarnation;
+  }
+
+  /** Sets this node's own state, for a graceful leave. */
+  setSelfState(state: MemberState, nowMs: number): void {
+    const self = this.self;
+    self.state = state;
+    self.stateSinceMs = nowMs;
+  }
+
+  /** Records a frame received from a member. */
+  touch(id: string, nowMs: number): void {
+    const member = this.#members.get(id);
+    if (member) member.lastContactMs = Math.max(member.lastContactMs, nowMs);
+  }
+
+  /**
+   * Forgets members that have been dead or gone for `retentionMs`. Returns
+   * the ids removed.
+   */
+  prune(nowMs: number, retentionMs: number): string[] {
+    const removed: string[] = [];
+    for (const member of this.#members.values()) {
+      const gone = member.state === "dead" || member.state === "left";
+      if (gone && nowMs - member.stateSinceMs >= retentionMs) {
+        removed.push(member.id);
+      }
+    }
+    for (const id of removed) this.#members.delete(id);
+    return removed;
+  }
+
+  #applyToSelf(update: MemberUpdate): ApplyResult {
+    const self = this.self;
+    if (self.state === "left") return "ignored";
+    const accusation = update.state === "suspect" || update.state === "dead";
+    if (accusation && update.incarnation >= self.incarnation) {
+      this.bumpIncarnation(update.incarnation);
+      return "refuted";
+    }
+    return "ignored";
   }
 }

@@ -45,6 +45,25 @@ export const MemberSchema = z.strictObject({
   incarnation: z.int().min(0).max(Number.MAX_SAFE_INTEGER),
 });
 
+/** Liveness states that members gossip about each other. */
+export const MEMBER_STATES = ["alive", "suspect", "dead", "left"] as const;
+
+/**
+ * Schema of a membership update: a member record and the state the sender
+ * believes it is in. Updates ride along on other frames (piggyback).
+ */
+export const MemberUpdateSchema = MemberSchema.extend({
+  state: z.enum(MEMBER_STATES),
+});
+
+/** Updates carried by one frame at most. */
+export const MAX_PIGGYBACK = 64;
+
+const piggyback = {
+  /** Membership updates riding along with this frame. */
+  updates: z.array(MemberUpdateSchema).max(MAX_PIGGYBACK).optional(),
+};
+
 const TreePathSchema = z.string().max(TREE_DEPTH).regex(/^[0-9a-f]*$/);
 const HashHexSchema = z.string().regex(/^([0-9a-f]{32})?$/);
 
@@ -87,6 +106,7 @@ export const FrameSchema = z.discriminatedUnion("type", [
     ...base,
     type: z.literal("rumor"),
     entries: z.array(EntrySchema).min(1).max(4096),
+    ...piggyback,
   }),
   z.strictObject({
     ...base,
@@ -98,6 +118,37 @@ export const FrameSchema = z.discriminatedUnion("type", [
     ...base,
     type: z.literal("members"),
     members: z.array(MemberSchema).max(1024),
+    ...piggyback,
+  }),
+  z.strictObject({
+    ...base,
+    type: z.literal("probe"),
+    /** Probe number, unique per sender. */
+    seq: z.int().min(0).max(Number.MAX_SAFE_INTEGER),
+    /** The sender. */
+    from: MemberSchema,
+    /** Member whose liveness is asked; another id than the receiver's asks the receiver to probe it (an indirect probe). */
+    target: NodeIdSchema,
+    ...piggyback,
+  }),
+  z.strictObject({
+    ...base,
+    type: z.literal("probe_ack"),
+    /** The `seq` of the probe this answers. */
+    seq: z.int().min(0).max(Number.MAX_SAFE_INTEGER),
+    from: MemberSchema,
+    /** The member that answered, directly or through the sender. */
+    target: NodeIdSchema,
+    ...piggyback,
+  }),
+  z.strictObject({
+    ...base,
+    type: z.literal("shuffle"),
+    /** A random sample of the sender's views, itself included. */
+    sample: z.array(MemberSchema).max(64),
+    /** True for the answer to a shuffle, which is not answered again. */
+    reply: z.boolean(),
+    ...piggyback,
   }),
   z.strictObject({
     ...base,
@@ -131,6 +182,8 @@ export const FrameSchema = z.discriminatedUnion("type", [
 export type Frame = z.infer<typeof FrameSchema>;
 /** A member record on the wire. */
 export type MemberInfo = z.infer<typeof MemberSchema>;
+/** A membership update on the wire. */
+export type MemberUpdate = z.infer<typeof MemberUpdateSchema>;
 /** The body of an anti-entropy request. */
 export type SyncRequest = z.infer<typeof SyncRequestSchema>;
 /** The body of an anti-entropy response. */

@@ -14,10 +14,16 @@
  * one random peer every interval and repairs every difference (see
  * sync.ts), so an update that a rumor missed still arrives.
  *
+ * Membership runs beside it: SWIM probes decide who is alive (swim.ts), the
+ * member table orders news by incarnation (membership.ts), and membership
+ * updates ride along on outgoing frames (broadcasts.ts). The overlay picks
+ * which members to keep links to (overlay.ts).
+ *
  * @module
  */
 
-import { effectiveShareLimit, type Settings } from "../config.ts";
+import { effectiveShareLimit } from "../config.ts";
+import { BroadcastQueue } from "./broadcasts.ts";
 import { compareVersions, HybridClock, type Version } from "./clock.ts";
 import {
   checkKey,
@@ -27,23 +33,33 @@ import {
   updateId,
 } from "./entry.ts";
 import { Counters } from "./counters.ts";
-import { DialPlanner } from "./dial_planner.ts";
-import { MemberTable } from "./membership.ts";
-import type {
-  CloseReason,
-  Frame,
-  FrameOf,
-  MemberInfo,
-  SyncRequest,
-  SyncResponse,
-} from "./messages.ts";
-import { Replica } from "./replica.ts";
+import { type Member, MemberTable } from "./membership.ts";
 import {
-  type RemovalReason,
-  RumorBuffer,
-  type RumorRecord,
-  shuffle,
-} from "./rumors.ts";
+  type Frame,
+  type FrameOf,
+  MAX_PIGGYBACK,
+  type MemberInfo,
+  type MemberUpdate,
+  type SyncRequest,
+  type SyncResponse,
+} from "./messages.ts";
+import type {
+  Change,
+  ChangeSource,
+  EntryProblem,
+  HttpSyncDriver,
+  NodeEffects,
+  NodeOptions,
+  NodeSettings,
+  NodeState,
+  PersistOp,
+  RejectReason,
+} from "./node_types.ts";
+import { WriteError } from "./node_types.ts";
+import { type Link, type LinkDecision, Overlay } from "./overlay.ts";
+import { Replica } from "./replica.ts";
+import { type RemovalReason, RumorBuffer, type RumorRecord } from "./rumors.ts";
+import { FailureDetector, type ProbeFrame } from "./swim.ts";
 import {
   answerSync,
   entrySize,
@@ -52,149 +68,8 @@ import {
   type SyncStats,
 } from "./sync.ts";
 
-/** The settings the core reads. */
-export type NodeSettings = Pick<
-  Settings,
-  | "fanout"
-  | "retransmitMult"
-  | "feedbackLimit"
-  | "rumorShareLimit"
-  | "rumorFirstPush"
-  | "maxRumors"
-  | "activeViewSize"
-  | "maxLinks"
-  | "shuffleIntervalMs"
-  | "antiEntropyIntervalMs"
-  | "antiEntropyJitter"
-  | "antiEntropyMode"
-  | "syncTimeoutMs"
-  | "tombstoneTtlMs"
-  | "maxClockDriftMs"
-  | "maxKeyBytes"
-  | "maxValueBytes"
-  | "maxFrameBytes"
-  | "maxEntriesPerFrame"
-  | "redialMinMs"
-  | "redialMaxMs"
-  | "seeds"
->;
-
-/** One KV operation; the adapter commits them in the order given. */
-export type PersistOp =
-  | { type: "entry"; entry: Entry }
-  | { type: "forget"; key: string }
-  | { type: "rumor"; rumor: RumorRecord }
-  | { type: "rumor_done"; key: string }
-  | { type: "clock"; version: Version };
-
-/** How an entry reached this node. */
-export type ChangeSource = "local" | "rumor" | "push" | "pull";
-
-/** Why a remote entry was not merged. */
-export type RejectReason = "invalid" | "future_version" | "expired";
-
-/** Something that happened in the node, for logs, metrics and watchers. */
-export type NodeEvent =
-  | {
-    type: "change";
-    entry: Entry;
-    previous: Entry | undefined;
-    source: ChangeSource;
-    from: string | undefined;
-  }
-  | {
-    type: "rejected";
-    key: string;
-    reason: RejectReason;
-    from: string | undefined;
-    message: string;
-  }
-  | { type: "link_up"; peer: string; outbound: boolean }
-  | { type: "link_down"; peer: string }
-  | {
-    type: "sync_done";
-    peer: string;
-    via: "ws" | "http";
-    ok: boolean;
-    stats: SyncStats;
-    error?: string;
-  }
-  | { type: "rumor_removed"; key: string; reason: RemovalReason };
-
-/** What the node asks its adapter to do. */
-export interface NodeEffects {
-  /** Sends a frame on a link. */
-  send(link: number, frame: Frame): void;
-  /** Closes a link. */
-  closeLink(link: number, reason: CloseReason): void;
-  /** Opens a WebSocket link to the instance at a base URL. */
-  dial(url: string): void;
-  /** Runs one anti-entropy session over HTTP with the instance at a URL. */
-  syncOverHttp(url: string): void;
-  /** Commits KV operations, in order. */
-  persist(ops: PersistOp[]): void;
-  /** Reports an event. */
-  emit(event: NodeEvent): void;
-}
-
-/** Outcome of {@link GossipNode.linkOpened}. */
-export type LinkDecision = "accepted" | "duplicate" | "full" | "self";
-
-/** State loaded from the store at start. */
-export interface NodeState {
-  readonly entries: Iterable<Entry>;
-  readonly rumors: Iterable<RumorRecord>;
-  readonly clock: Version | undefined;
-}
-
-/** Options of a {@link GossipNode}. */
-export interface NodeOptions {
-  readonly settings: NodeSettings;
-  /** This node's own member record. */
-  readonly self: MemberInfo;
-  /** Wall clock in milliseconds. */
-  readonly now: () => number;
-  /** Uniform random numbers in [0, 1). */
-  readonly random: () => number;
-  readonly effects: NodeEffects;
-  readonly state?: NodeState;
-  /** Counters to count into; a new set by default. */
-  readonly counters?: Counters;
-}
-
-/** A client's change to one key: JSON text, or `null` to delete. */
-export interface Change {
-  readonly key: string;
-  readonly value: string | null;
-}
-
-/** What is wrong with a rejected entry. */
-export type EntryProblem = {
-  code: "invalid_key" | "invalid_value" | "value_too_large";
-  message: string;
-};
-
-/** Raised when a client write is invalid; nothing was stored. */
-export class WriteError extends RangeError {
-  /** Key that failed the check. */
-  readonly key: string;
-  /** What failed. */
-  readonly code: EntryProblem["code"];
-
-  constructor(key: string, problem: EntryProblem) {
-    super(problem.message);
-    this.name = "WriteError";
-    this.key = key;
-    this.code = problem.code;
-  }
-}
-
-interface Link {
-  readonly id: number;
-  readonly peer: string;
-  readonly outbound: boolean;
-  readonly openedMs: number;
-}
+export * from "./node_types.ts";
+export type { LinkDecision } from "./overlay.ts";
 
 interface OpenSession {
   readonly session: SyncSession;
@@ -203,8 +78,10 @@ interface OpenSession {
   readonly startedMs: number;
 }
 
-/** Members sent in one `members` frame. */
-const MEMBERS_PER_FRAME = 64;
+/** Membership updates carried by one frame. */
+const PIGGYBACK_PER_FRAME = 16;
+/** Membership updates queued at most. */
+const MAX_QUEUED_UPDATES = 4096;
 
 /**
  * One Grapevine node.
@@ -220,7 +97,7 @@ const MEMBERS_PER_FRAME = 64;
  *   random: Math.random,
  *   effects: {
  *     send() {}, closeLink() {}, dial() {}, syncOverHttp() {},
- *     persist() {}, emit() {},
+ *     datagram() {}, persist() {}, emit() {},
  *   },
  * });
  * const { entries } = node.stampWrite([{ key: "k", value: "1" }]);
@@ -239,18 +116,15 @@ export class GossipNode {
   readonly #replica = new Replica();
   readonly #rumors: RumorBuffer;
   readonly #members: MemberTable;
-  readonly #planner: DialPlanner;
-  readonly #links = new Map<string, Link>();
-  readonly #linkPeers = new Map<number, string>();
+  readonly #broadcasts = new BroadcastQueue(MAX_QUEUED_UPDATES);
+  readonly #overlay: Overlay;
+  readonly #detector: FailureDetector;
   readonly #sessions = new Map<number, OpenSession>();
-  readonly #selfUrls = new Set<string>();
   #ops: PersistOp[] = [];
   #nextRequestId = 1;
   #httpSyncRunning = false;
   #nextSyncMs: number;
-  #nextShuffleMs: number;
   #nextCollectMs: number;
-  #shufflePending = false;
 
   constructor(options: NodeOptions) {
     const { settings, self, now, random, effects, state } = options;
@@ -261,18 +135,34 @@ export class GossipNode {
     this.counters = options.counters ?? new Counters();
     this.#clock = new HybridClock(self.id, now, settings.maxClockDriftMs);
     this.#members = new MemberTable(self, now());
-    this.#planner = new DialPlanner(settings, random);
     this.#rumors = new RumorBuffer({
-      shareLimit: () => effectiveShareLimit(settings, this.#members.size),
+      shareLimit: () => effectiveShareLimit(settings, this.#members.liveCount),
       feedbackLimit: settings.feedbackLimit,
       maxRumors: settings.maxRumors,
     });
-    if (self.url) this.#selfUrls.add(self.url);
+    const host = {
+      members: this.#members,
+      counters: this.counters,
+      now,
+      random,
+    };
+    this.#overlay = new Overlay(settings, {
+      ...host,
+      dial: (url) => effects.dial(url),
+      send: (link, frame) => this.#send(link, frame),
+      closeLink: (link, reason) => effects.closeLink(link, reason),
+    });
+    this.#detector = new FailureDetector(settings, {
+      ...host,
+      sendTo: (member, frame) => this.#sendTo(member, frame),
+      declare: (update) => this.#declare(update),
+    });
     if (state) this.#restore(state);
+    // Tell the fleet this node is here; the news rides on the first frames.
+    this.#broadcasts.enqueue(MemberTable.update(this.#members.self));
 
     const start = now();
     this.#nextSyncMs = start + this.#syncDelay();
-    this.#nextShuffleMs = start + settings.shuffleIntervalMs;
     this.#nextCollectMs = start + this.#collectIntervalMs();
   }
 
@@ -285,8 +175,7 @@ export class GossipNode {
 
   /** This node's member record. */
   get self(): MemberInfo {
-    const { id, region, url, incarnation } = this.#members.self;
-    return { id, region, url, incarnation };
+    return MemberTable.info(this.#members.self);
   }
 
   /** The entries this node holds. */
@@ -309,6 +198,26 @@ export class GossipNode {
     return this.#clock.last;
   }
 
+  /** Local health score of the failure detector (0 is healthy). */
+  get awareness(): number {
+    return this.#detector.awareness;
+  }
+
+  /** Suspicion timeout for the current fleet size, in milliseconds. */
+  get suspicionTimeoutMs(): number {
+    return this.#detector.suspicionTimeoutMs();
+  }
+
+  /** Member ids in the passive view. */
+  get passiveView(): string[] {
+    return [...this.#overlay.passive];
+  }
+
+  /** Links the overlay aims to keep open. */
+  get targetLinks(): number {
+    return this.#overlay.targetSize();
+  }
+
   /** Returns the infective rumor of a key, while this node still spreads it. */
   rumor(key: string): RumorRecord | undefined {
     const rumor = this.#rumors.get(key);
@@ -327,11 +236,9 @@ export class GossipNode {
 
   /** Current links, by peer id. */
   links(): { peer: string; outbound: boolean; openedMs: number }[] {
-    return [...this.#links.values()].map(({ peer, outbound, openedMs }) => ({
-      peer,
-      outbound,
-      openedMs,
-    }));
+    return [...this.#overlay.links.values()].map((
+      { peer, outbound, openedMs },
+    ) => ({ peer, outbound, openedMs }));
   }
 
   // ---- Client writes ---------------------------------------------------------
@@ -411,72 +318,51 @@ export class GossipNode {
     outbound: boolean,
     dialedUrl?: string,
   ): LinkDecision {
-    const now = this.#now();
-    if (dialedUrl) this.#planner.succeeded(dialedUrl);
-    if (peer.id === this.id) {
-      if (dialedUrl) this.#selfUrls.add(dialedUrl);
-      return "self";
-    }
-
-    const existing = this.#links.get(peer.id);
-    if (existing && !this.#prefersNewLink(existing, outbound, peer.id)) {
-      return "duplicate";
-    }
-    if (!existing && !outbound && this.#links.size >= this.#settings.maxLinks) {
-      // Before turning the peer away, tell it whom else it can dial.
-      this.#effects.send(link, this.#membersFrame());
-      return "full";
-    }
-    if (existing) {
-      this.#removeLink(existing);
-      this.#effects.closeLink(existing.id, "duplicate");
-    }
-
-    this.#links.set(peer.id, {
-      id: link,
-      peer: peer.id,
+    const { decision, replaced } = this.#overlay.opened(
+      link,
+      peer,
       outbound,
-      openedMs: now,
-    });
-    this.#linkPeers.set(link, peer.id);
-    this.#members.upsert(peer, now);
-    this.#members.touch(peer.id, now);
-    this.counters.inc("links_opened", { direction: outbound ? "out" : "in" });
-    this.#effects.emit({ type: "link_up", peer: peer.id, outbound });
-    this.#effects.send(link, this.#membersFrame());
-
-    if (
-      this.#shufflePending && outbound &&
-      this.#links.size > this.#settings.activeViewSize
-    ) {
-      this.#shufflePending = false;
-      this.#dropRandomOutbound(peer.id);
+      dialedUrl,
+    );
+    if (decision === "full") {
+      // Before turning the peer away, tell it whom else it can dial.
+      this.#send(link, this.#overlay.membersFrame());
     }
+    if (decision !== "accepted") return decision;
+
+    if (replaced) {
+      this.#linkGone(replaced);
+      this.#effects.closeLink(replaced.id, "duplicate");
+    }
+    this.#declare({ ...peer, state: "alive" });
+    this.#members.touch(peer.id, this.#now());
+    this.#effects.emit({ type: "link_up", peer: peer.id, outbound });
+    this.#send(link, this.#overlay.membersFrame());
     this.#flush();
     return "accepted";
   }
 
   /** Records that a link closed, for whatever reason. */
   linkClosed(link: number): void {
-    const peer = this.#linkPeers.get(link);
-    if (peer === undefined) return;
-    this.#linkPeers.delete(link);
-    const current = this.#links.get(peer);
-    if (current?.id !== link) return;
-    this.#removeLink(current);
+    const closed = this.#overlay.closed(link);
+    if (!closed) return;
+    this.#linkGone(closed);
+    // A dropped link is a hint, not proof: probe the peer now.
+    this.#detector.probeSoon(closed.peer);
     this.#flush();
   }
 
   /** Records a dial that failed before the peer's hello arrived. */
   dialFailed(url: string): void {
-    this.#planner.failed(url, this.#now());
+    this.#overlay.dialFailed(url);
   }
 
   /** Handles a frame from a registered link. Frames are already validated. */
   receive(link: number, frame: Frame): void {
-    const peer = this.#linkPeers.get(link);
+    const peer = this.#overlay.peerOf(link);
     if (peer === undefined) return;
     this.#members.touch(peer, this.#now());
+    if ("updates" in frame && frame.updates) this.#applyUpdates(frame.updates);
     switch (frame.type) {
       case "rumor":
         this.#receiveRumor(link, peer, frame);
@@ -485,13 +371,22 @@ export class GossipNode {
         this.#receiveFeedback(peer, frame);
         break;
       case "members":
-        for (const member of frame.members) {
-          this.#members.upsert(member, this.#now());
-        }
+        this.#receiveMembers(frame);
+        break;
+      case "probe": {
+        const ack = this.#detector.onProbe(frame);
+        if (ack) this.#send(link, ack);
+        break;
+      }
+      case "probe_ack":
+        this.#detector.onAck(frame);
+        break;
+      case "shuffle":
+        this.#overlay.onShuffle(link, frame);
         break;
       case "sync_request": {
         const body = this.handleSyncRequest(frame.body, peer);
-        this.#effects.send(link, {
+        this.#send(link, {
           v: 1,
           type: "sync_response",
           rid: frame.rid,
@@ -502,9 +397,13 @@ export class GossipNode {
       case "sync_response":
         this.#continueSync(frame.rid, frame.body);
         break;
-      case "bye":
-        this.#members.setState(peer, "left");
+      case "bye": {
+        const member = this.#members.get(peer);
+        if (member) {
+          this.#declare({ ...MemberTable.info(member), state: "left" });
+        }
         break;
+      }
       case "hello":
       case "ping":
       case "pong":
@@ -513,21 +412,61 @@ export class GossipNode {
     this.#flush();
   }
 
+  /**
+   * Handles a frame that arrived without a link (`POST /v1/probe`): probes,
+   * acknowledgements and their membership updates. Returns the answer to
+   * send back, if any.
+   */
+  handleDatagram(frame: Frame): Frame | undefined {
+    let answer: Frame | undefined;
+    if (frame.type === "probe" || frame.type === "probe_ack") {
+      this.#declare({ ...frame.from, state: "alive" }, true);
+      this.#members.touch(frame.from.id, this.#now());
+      if (frame.updates) this.#applyUpdates(frame.updates);
+      if (frame.type === "probe") {
+        const ack = this.#detector.onProbe(frame);
+        if (ack) answer = this.#withUpdates(ack);
+      } else {
+        this.#detector.onAck(frame);
+      }
+    }
+    this.#flush();
+    return answer;
+  }
+
+  /**
+   * Announces a graceful leave: marks this node `left` with a higher
+   * incarnation and sends that news on every link, so peers need not wait
+   * for the failure detector. Call it before closing the links.
+   */
+  leave(): void {
+    const now = this.#now();
+    this.#members.bumpIncarnation();
+    this.#members.setSelfState("left", now);
+    const update = MemberTable.update(this.#members.self);
+    for (const link of this.#overlay.links.values()) {
+      this.#effects.send(link.id, {
+        v: 1,
+        type: "members",
+        members: [],
+        updates: [update],
+      });
+    }
+  }
+
   // ---- Timers ------------------------------------------------------------------
 
   /**
-   * Runs one gossip round and any periodic work that is due: link upkeep,
-   * reshuffles, anti-entropy, session timeouts and tombstone collection.
-   * Call it every `gossipIntervalMs`.
+   * Runs one gossip round and any periodic work that is due: probes, link
+   * upkeep, shuffles, anti-entropy, session timeouts and tombstone
+   * collection. Call it every `gossipIntervalMs`.
    */
   tick(): void {
     const now = this.#now();
+    if (this.#members.self.state === "left") return;
     this.#spread();
-    this.#keepLinks(now);
-    if (now >= this.#nextShuffleMs) {
-      this.#nextShuffleMs = now + this.#settings.shuffleIntervalMs;
-      this.#shuffle(now);
-    }
+    this.#detector.tick();
+    this.#overlay.tick();
     if (now >= this.#nextSyncMs) {
       this.#nextSyncMs = now + this.#syncDelay();
       this.#startSync();
@@ -756,15 +695,16 @@ export class GossipNode {
   /** Pushes infective rumors, or only those of `keys`, to random links. */
   #spread(keys?: ReadonlySet<string>): void {
     if (keys?.size === 0 || this.#rumors.size === 0) return;
+    const links = this.#overlay.links;
     const { pushes, removed } = this.#rumors.plan(
-      [...this.#links.keys()],
+      [...links.keys()],
       this.#settings.fanout,
       this.#settings.maxEntriesPerFrame,
       this.#random,
       keys,
     );
     for (const [peer, rumors] of pushes) {
-      const link = this.#links.get(peer);
+      const link = links.get(peer);
       if (!link) continue;
       const entries: Entry[] = [];
       for (const rumor of rumors) {
@@ -789,7 +729,7 @@ export class GossipNode {
       const full = batch.length >= this.#settings.maxEntriesPerFrame ||
         (batch.length > 0 && bytes + size > budget);
       if (full) {
-        this.#effects.send(link, { v: 1, type: "rumor", entries: batch });
+        this.#send(link, { v: 1, type: "rumor", entries: batch });
         batch = [];
         bytes = 0;
       }
@@ -797,23 +737,103 @@ export class GossipNode {
       bytes += size;
     }
     if (batch.length > 0) {
-      this.#effects.send(link, { v: 1, type: "rumor", entries: batch });
+      this.#send(link, { v: 1, type: "rumor", entries: batch });
     }
   }
 
-  #prefersNewLink(existing: Link, outbound: boolean, peer: string): boolean {
-    const existingDialer = existing.outbound ? this.id : peer;
-    const newDialer = outbound ? this.id : peer;
-    // The same side dialled twice: the old link is probably dead.
-    if (existingDialer === newDialer) return true;
-    // Both sides dialled at once: both keep the link the lower id dialled.
-    const lower = this.id < peer ? this.id : peer;
-    return newDialer === lower;
+  // ---- Membership -------------------------------------------------------------------
+
+  /**
+   * Applies a membership update and passes it on when it was news. With
+   * `quiet`, news is applied but not announced (a member speaking for
+   * itself in a probe does not need spreading by every receiver).
+   */
+  #declare(update: MemberUpdate, quiet = false): void {
+    const before = this.#members.get(update.id)?.state;
+    const result = this.#members.apply(update, this.#now());
+    if (result === "refuted") {
+      this.#detector.noteRefutation();
+      this.counters.inc("refutations");
+      const self = MemberTable.update(this.#members.self);
+      this.#broadcasts.enqueue(self);
+      this.#effects.emit({
+        type: "member",
+        id: self.id,
+        state: "alive",
+        previous: "alive",
+        incarnation: self.incarnation,
+      });
+      return;
+    }
+    if (result !== "changed") return;
+    const member = this.#members.get(update.id)!;
+    if (!quiet || member.state !== "alive" || before !== undefined) {
+      this.#broadcasts.enqueue(MemberTable.update(member));
+    }
+    if (member.state === before) return;
+    this.counters.inc("member_changes", { state: member.state });
+    this.#effects.emit({
+      type: "member",
+      id: member.id,
+      state: member.state,
+      previous: before,
+      incarnation: member.incarnation,
+    });
+    if (member.state === "alive") {
+      this.#overlay.learn([member.id]);
+    } else if (member.state === "dead" || member.state === "left") {
+      const link = this.#overlay.drop(member.id, "goingAway");
+      if (link) this.#linkGone(link);
+    }
   }
 
-  #removeLink(link: Link): void {
-    this.#links.delete(link.peer);
-    this.#linkPeers.delete(link.id);
+  #applyUpdates(updates: readonly MemberUpdate[]): void {
+    for (const update of updates) this.#declare(update);
+  }
+
+  #receiveMembers(frame: FrameOf<"members">): void {
+    for (const info of frame.members) {
+      // A list of others is hearsay: it adds unknown members but does not
+      // override what the member table knows.
+      if (!this.#members.get(info.id)) {
+        this.#declare({ ...info, state: "alive" });
+      }
+    }
+    this.#overlay.learn(frame.members.map((info) => info.id));
+  }
+
+  /** Sends a frame on a link, with membership updates riding along. */
+  #send(link: number, frame: Frame): void {
+    this.#effects.send(link, this.#withUpdates(frame));
+  }
+
+  #withUpdates<T extends Frame>(frame: T): T {
+    const carries = frame.type === "rumor" || frame.type === "members" ||
+      frame.type === "probe" || frame.type === "probe_ack" ||
+      frame.type === "shuffle";
+    if (!carries || this.#broadcasts.size === 0) return frame;
+    const limit = effectiveShareLimit(this.#settings, this.#members.liveCount);
+    const updates = this.#broadcasts.take(
+      Math.min(PIGGYBACK_PER_FRAME, MAX_PIGGYBACK),
+      limit,
+    );
+    return updates.length === 0 ? frame : { ...frame, updates };
+  }
+
+  /** Sends a probe frame to a member: on its link, or over HTTP. */
+  #sendTo(member: Member, frame: ProbeFrame): boolean {
+    const link = this.#overlay.linkTo(member.id);
+    if (link) {
+      this.#send(link.id, frame as Frame);
+      return true;
+    }
+    if (!member.url) return false;
+    this.#effects.datagram(member.url, this.#withUpdates(frame as Frame));
+    return true;
+  }
+
+  /** Cleans up after a link that is gone: its sessions and an event. */
+  #linkGone(link: Link): void {
     for (const [rid, open] of this.#sessions) {
       if (open.link === link.id) {
         this.#sessions.delete(rid);
@@ -823,63 +843,15 @@ export class GossipNode {
     this.#effects.emit({ type: "link_down", peer: link.peer });
   }
 
-  #membersFrame(): Frame {
-    const infos = shuffle(this.#members.infos(), this.#random)
-      .slice(0, MEMBERS_PER_FRAME);
-    return { v: 1, type: "members", members: infos };
-  }
-
-  /** URLs worth dialling: known members and seeds not linked yet. */
-  #dialCandidates(): string[] {
-    const linkedUrls = new Set<string>();
-    const candidates: string[] = [];
+  /** URLs of live members and seeds, for anti-entropy over HTTP. */
+  #syncCandidates(): string[] {
+    const urls = new Set<string>();
     for (const member of this.#members.others()) {
-      if (!member.url) continue;
-      if (this.#links.has(member.id)) linkedUrls.add(member.url);
-      else candidates.push(member.url);
+      if (member.url && member.state === "alive") urls.add(member.url);
     }
-    for (const seed of this.#settings.seeds) {
-      if (!linkedUrls.has(seed)) candidates.push(seed);
-    }
-    return candidates.filter((url) => !this.#selfUrls.has(url));
-  }
-
-  #keepLinks(now: number): void {
-    const missing = this.#settings.activeViewSize - this.#links.size -
-      this.#planner.dialing;
-    if (missing <= 0) return;
-    for (
-      const url of this.#planner.choose(this.#dialCandidates(), missing, now)
-    ) {
-      this.#effects.dial(url);
-    }
-  }
-
-  /**
-   * Dials one random instance not linked yet; when that link opens, a random
-   * other dialled link is closed, so the overlay keeps changing.
-   */
-  #shuffle(now: number): void {
-    const linkList = [...this.#links.values()];
-    if (linkList.length > 0) {
-      const target = linkList[Math.floor(this.#random() * linkList.length)]!;
-      this.#effects.send(target.id, this.#membersFrame());
-    }
-    if (this.#links.size < this.#settings.activeViewSize) return;
-    const [url] = this.#planner.choose(this.#dialCandidates(), 1, now);
-    if (!url) return;
-    this.#shufflePending = true;
-    this.#effects.dial(url);
-  }
-
-  #dropRandomOutbound(keep: string): void {
-    const outbound = [...this.#links.values()].filter((link) =>
-      link.outbound && link.peer !== keep
-    );
-    if (outbound.length === 0) return;
-    const victim = outbound[Math.floor(this.#random() * outbound.length)]!;
-    this.#removeLink(victim);
-    this.#effects.closeLink(victim.id, "shuffle");
+    for (const seed of this.#settings.seeds) urls.add(seed);
+    if (this.#members.self.url) urls.delete(this.#members.self.url);
+    return [...urls];
   }
 
   #syncDelay(): number {
@@ -898,9 +870,9 @@ export class GossipNode {
 
   /** Starts a session with a random linked peer, or over HTTP without one. */
   #startSync(): void {
-    const links = [...this.#links.values()];
+    const links = [...this.#overlay.links.values()];
     if (links.length === 0) {
-      const urls = this.#dialCandidates();
+      const urls = this.#syncCandidates();
       const url = urls[Math.floor(this.#random() * urls.length)];
       if (url && !this.#httpSyncRunning) this.#effects.syncOverHttp(url);
       return;
@@ -993,14 +965,4 @@ export class GossipNode {
     this.#ops = [];
     this.#effects.persist(ops);
   }
-}
-
-/** One anti-entropy session that the adapter runs over HTTP. */
-export interface HttpSyncDriver {
-  /** The opening request. */
-  first(): SyncRequest;
-  /** Merges a response and returns the next request, if any. */
-  next(response: SyncResponse): SyncRequest | undefined;
-  /** Ends the session, with an error message if it failed. */
-  finish(error?: string): void;
 }

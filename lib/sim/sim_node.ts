@@ -264,6 +264,11 @@ export class SimNode {
         }
         this.#host.syncOverHttp(this, url);
       },
+      datagram: (url, frame) => {
+        if (this.#tracing) {
+          this.#output({ atMs: this.#now(), effect: "datagram", url, frame });
+        }
+      },
       persist: (ops) => {
         if (this.#tracing) {
           this.#output({ atMs: this.#now(), effect: "persist", ops });

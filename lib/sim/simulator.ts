@@ -56,6 +56,10 @@ const DAY_MS = 24 * 3600 * 1000;
  */
 export const SIM_BASE_SETTINGS: Partial<Settings> = {
   shuffleIntervalMs: DAY_MS,
+  // The experiments model epidemics, not failure detection: probes would
+  // travel as datagrams, which the simulator drops, and accuse live nodes.
+  probeIntervalMs: DAY_MS,
+  probeTimeoutMs: DAY_MS - 1,
   activeViewSize: 1,
   maxLinks: 1024,
 };

@@ -51,6 +51,7 @@ export type TraceOutput =
   | { atMs: number; effect: "closeLink"; end: number; reason: CloseReason }
   | { atMs: number; effect: "dial"; url: string }
   | { atMs: number; effect: "syncOverHttp"; url: string }
+  | { atMs: number; effect: "datagram"; url: string; frame: Frame }
   | { atMs: number; effect: "persist"; ops: PersistOp[] }
   | {
     atMs: number;
@@ -93,6 +94,8 @@ export function replayTrace(trace: Trace): TraceOutput[] {
       dial: (url) => outputs.push({ atMs: nowMs, effect: "dial", url }),
       syncOverHttp: (url) =>
         outputs.push({ atMs: nowMs, effect: "syncOverHttp", url }),
+      datagram: (url, frame) =>
+        outputs.push({ atMs: nowMs, effect: "datagram", url, frame }),
       persist: (ops) => outputs.push({ atMs: nowMs, effect: "persist", ops }),
       emit: () => {},
     },

@@ -31,6 +31,9 @@ export class MemoryNet {
   /** Frames delivered, by receiving node id. */
   readonly received = new Map<string, Frame[]>();
   readonly #pending: Pending[] = [];
+  readonly #datagrams: (() => void)[] = [];
+  /** Nodes that neither send nor receive, as if paused. */
+  readonly down = new Set<string>();
   /** Link id → [node, peer]. */
   readonly #links = new Map<number, [string, string]>();
   #nextLink = 1;
@@ -86,6 +89,17 @@ export class MemoryNet {
         closeLink: (link) => this.unlinkById(link),
         dial: () => {},
         syncOverHttp: () => {},
+        datagram: (url, frame) => {
+          if (this.down.has(id)) return;
+          this.#datagrams.push(() => {
+            const target = [...this.nodes.entries()].find(([, node]) =>
+              node.self.url === url
+            );
+            if (!target || this.down.has(target[0])) return;
+            const answer = target[1].handleDatagram(frame);
+            if (answer) this.nodes.get(id)!.handleDatagram(answer);
+          });
+        },
         persist: (ops) => this.persisted.get(id)!.push(...ops),
         emit: (event) => this.events.get(id)!.push(event),
       },
@@ -123,9 +137,18 @@ export class MemoryNet {
   /** Delivers frames until none are left (at most `limit`). */
   deliver(limit = 100_000): number {
     let count = 0;
-    while (this.#pending.length > 0 && count < limit) {
+    while (
+      (this.#pending.length > 0 || this.#datagrams.length > 0) && count < limit
+    ) {
+      const datagram = this.#datagrams.shift();
+      if (datagram) {
+        datagram();
+        count++;
+        continue;
+      }
       const item = this.#pending.shift()!;
       if (!this.#links.has(item.link)) continue;
+      if (this.down.has(item.to) || this.down.has(item.from)) continue;
       this.received.get(item.to)!.push(item.frame);
       this.nodes.get(item.to)!.receive(item.link, item.frame);
       count++;
@@ -137,7 +160,9 @@ export class MemoryNet {
   run(ms: number, stepMs = 100): void {
     for (let t = 0; t < ms; t += stepMs) {
       this.now += stepMs;
-      for (const node of this.nodes.values()) node.tick();
+      for (const [id, node] of this.nodes) {
+        if (!this.down.has(id)) node.tick();
+      }
       this.deliver();
     }
   }
