@@ -36,7 +36,7 @@ import {
 } from "../update_tracker.ts";
 import { dashboardRoutes } from "./dashboard.ts";
 import { eventsResponse } from "./events.ts";
-import type { StatusReport } from "./status.ts";
+import { buildMembers, type StatusReport } from "./status.ts";
 import { watchResponse } from "./watch.ts";
 
 /** What the HTTP layer needs from an instance. */
@@ -160,6 +160,8 @@ export function createApp(instance: InstanceApi): Hono {
   app.get("/healthz", (c) => c.json({ ok: true, id: instance.node.id }));
 
   app.get("/v1/status", (c) => c.json(instance.status()));
+
+  app.get("/v1/members", (c) => c.json(buildMembers(instance.node)));
 
   app.get("/metrics", async (c) => {
     const text = await instance.metrics.text();

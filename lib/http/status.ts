@@ -61,14 +61,50 @@ export function buildStatus(node: GossipNode, startedMs: number): StatusReport {
       direction: link.outbound ? "out" : "in",
       since: new Date(link.openedMs).toISOString(),
     })),
-    members: [...node.members.values()].map((member) => ({
+    members: memberViews(node),
+    counters,
+  };
+}
+
+/** One member as the API shows it. */
+export type MemberView = StatusReport["members"][number];
+
+/** Returns the member table as the API shows it, sorted by id. */
+export function memberViews(node: GossipNode): MemberView[] {
+  return [...node.members.values()]
+    .map((member) => ({
       id: member.id,
       region: member.region,
       url: member.url,
       state: member.state,
       incarnation: member.incarnation,
       last_contact: new Date(member.lastContactMs).toISOString(),
-    })),
-    counters,
+    }))
+    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+/** What `GET /v1/members` returns. */
+export interface MembersReport {
+  id: string;
+  members: MemberView[];
+  /** Ids in the passive view, from which failed links are replaced. */
+  passive: string[];
+  /** Links this instance aims to keep. */
+  target_links: number;
+  /** Milliseconds a suspect has to refute before it is declared dead. */
+  suspicion_timeout_ms: number;
+  /** Local health score of the failure detector; 0 is healthy. */
+  awareness: number;
+}
+
+/** Builds the report of `GET /v1/members`. */
+export function buildMembers(node: GossipNode): MembersReport {
+  return {
+    id: node.id,
+    members: memberViews(node),
+    passive: node.passiveView.sort(),
+    target_links: node.targetLinks,
+    suspicion_timeout_ms: node.suspicionTimeoutMs,
+    awareness: node.awareness,
   };
 }

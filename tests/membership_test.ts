@@ -1,0 +1,176 @@
+import assert from "node:assert/strict";
+import { BroadcastQueue } from "../lib/protocol/broadcasts.ts";
+import { MemberTable } from "../lib/protocol/membership.ts";
+import type { MemberUpdate } from "../lib/protocol/messages.ts";
+import { MemoryNet } from "./helpers/memory_net.ts";
+
+const self = { id: "a", region: "eu", url: "http://a.test", incarnation: 5 };
+const b = (
+  incarnation: number,
+  state: MemberUpdate["state"],
+): MemberUpdate => ({
+  id: "b",
+  region: "eu",
+  url: "http://b.test",
+  incarnation,
+  state,
+});
+
+Deno.test("MemberTable orders news by incarnation, then state", () => {
+  const cases: [MemberUpdate, MemberUpdate, string, string][] = [
+    [b(1, "alive"), b(2, "alive"), "changed", "alive"],
+    [b(2, "alive"), b(1, "alive"), "ignored", "alive"],
+    [b(1, "alive"), b(1, "suspect"), "changed", "suspect"],
+    [b(1, "suspect"), b(1, "alive"), "ignored", "suspect"],
+    [b(1, "suspect"), b(2, "alive"), "changed", "alive"],
+    [b(1, "suspect"), b(1, "dead"), "changed", "dead"],
+    [b(1, "dead"), b(1, "alive"), "ignored", "dead"],
+    [b(1, "dead"), b(1, "suspect"), "ignored", "dead"],
+    [b(1, "dead"), b(2, "alive"), "changed", "alive"],
+    [b(3, "alive"), b(2, "dead"), "ignored", "alive"],
+    [b(1, "alive"), b(1, "left"), "changed", "left"],
+  ];
+  for (const [first, second, result, state] of cases) {
+    const table = new MemberTable(self, 0);
+    table.apply(first, 1);
+    assert.equal(
+      table.apply(second, 2),
+      result,
+      `${first.state}@${first.incarnation} then ${second.state}@${second.incarnation}`,
+    );
+    assert.equal(table.get("b")?.state, state);
+  }
+});
+
+Deno.test("MemberTable refutes accusations about itself", () => {
+  const table = new MemberTable(self, 0);
+  assert.equal(table.apply({ ...self, state: "suspect" }, 1), "refuted");
+  assert.equal(table.self.incarnation, 6);
+  assert.equal(table.self.state, "alive");
+  assert.equal(
+    table.apply({ ...self, incarnation: 9, state: "dead" }, 2),
+    "refuted",
+  );
+  assert.equal(table.self.incarnation, 10);
+  assert.equal(
+    table.apply({ ...self, incarnation: 3, state: "suspect" }, 3),
+    "ignored",
+    "old news",
+  );
+  assert.equal(
+    table.apply({ ...self, incarnation: 99, state: "alive" }, 3),
+    "ignored",
+  );
+});
+
+Deno.test("MemberTable forgets dead members after retention", () => {
+  const table = new MemberTable(self, 0);
+  table.apply(b(1, "dead"), 100);
+  assert.deepEqual(table.prune(500, 1000), []);
+  assert.deepEqual(table.prune(1100, 1000), ["b"]);
+  assert.equal(table.get("b"), undefined);
+});
+
+Deno.test("BroadcastQueue replaces news about the same member", () => {
+  const queue = new BroadcastQueue(10);
+  queue.enqueue(b(1, "suspect"));
+  queue.enqueue(b(2, "alive"));
+  assert.equal(queue.size, 1);
+  assert.deepEqual(queue.take(8, 3), [b(2, "alive")]);
+});
+
+Deno.test("BroadcastQueue sends least sent first, up to the limit", () => {
+  const queue = new BroadcastQueue(10);
+  queue.enqueue({ ...b(1, "alive"), id: "x" });
+  assert.equal(queue.take(1, 2).length, 1);
+  queue.enqueue({ ...b(1, "alive"), id: "y" });
+  assert.deepEqual(queue.take(1, 2).map((update) => update.id), ["y"]);
+  assert.deepEqual(queue.take(2, 2).map((update) => update.id).sort(), [
+    "x",
+    "y",
+  ]);
+  assert.equal(queue.size, 0);
+});
+
+function mesh(size: number, overrides = {}): MemoryNet {
+  const net = new MemoryNet();
+  const settings = {
+    antiEntropyIntervalMs: 3_600_000,
+    shuffleIntervalMs: 3_600_000,
+    ...overrides,
+  };
+  for (let i = 0; i < size; i++) net.add(`n${i}`, settings);
+  for (let i = 0; i < size; i++) {
+    for (let j = i + 1; j < size; j++) net.link(`n${i}`, `n${j}`);
+  }
+  net.deliver();
+  return net;
+}
+
+function state(net: MemoryNet, observer: string, member: string) {
+  return net.nodes.get(observer)!.members.get(member)?.state;
+}
+
+Deno.test("SWIM declares a silent member dead", () => {
+  const net = mesh(5);
+  net.run(3000);
+  net.down.add("n4");
+  const timeout = net.nodes.get("n0")!.suspicionTimeoutMs;
+  net.run(3000 + timeout + 3000);
+  for (const id of ["n0", "n1", "n2", "n3"]) {
+    assert.equal(state(net, id, "n4"), "dead", `${id} sees n4`);
+    for (const other of ["n0", "n1", "n2", "n3"]) {
+      assert.equal(state(net, id, other), "alive", `${id} sees ${other}`);
+    }
+  }
+});
+
+Deno.test("SWIM suspect refutes after a short pause", () => {
+  const net = mesh(5, { suspicionMult: 6 });
+  net.run(2000);
+  net.down.add("n2");
+  net.run(2500);
+  const suspected = ["n0", "n1", "n3", "n4"].some((id) =>
+    state(net, id, "n2") === "suspect"
+  );
+  assert.ok(suspected, "someone suspects the paused member");
+  const before = net.nodes.get("n2")!.self.incarnation;
+  net.down.delete("n2");
+  net.run(8000);
+  assert.ok(
+    net.nodes.get("n2")!.self.incarnation > before,
+    "the member raised its incarnation",
+  );
+  for (const id of ["n0", "n1", "n3", "n4"]) {
+    assert.equal(state(net, id, "n2"), "alive", `${id} sees n2 alive again`);
+  }
+  const deaths = [...net.events.values()].flat().filter((event) =>
+    event.type === "member" && event.id === "n2" && event.state === "dead"
+  );
+  assert.equal(deaths.length, 0, "nobody declared it dead");
+});
+
+Deno.test("SWIM spreads membership on existing frames", () => {
+  const net = new MemoryNet();
+  for (const id of ["a", "b", "c"]) {
+    net.add(id, { antiEntropyIntervalMs: 3_600_000 });
+  }
+  net.link("a", "b");
+  net.link("b", "c");
+  net.deliver();
+  net.run(2000);
+  assert.equal(state(net, "a", "c"), "alive", "a learned of c through b");
+  assert.equal(state(net, "c", "a"), "alive");
+});
+
+Deno.test("graceful leave marks the member left everywhere", () => {
+  const net = mesh(4);
+  net.run(1000);
+  net.nodes.get("n3")!.leave();
+  net.deliver();
+  net.down.add("n3");
+  net.run(2000);
+  for (const id of ["n0", "n1", "n2"]) {
+    assert.equal(state(net, id, "n3"), "left", id);
+  }
+});
