@@ -11,6 +11,11 @@
 
 import { parseArgs } from "node:util";
 import { measurePropagation, type PropagationResult } from "./propagation.ts";
+import {
+  measureDetection,
+  measureOverlay,
+  membershipSection,
+} from "./membership.ts";
 
 const args = parseArgs({
   args: Deno.args,
@@ -66,6 +71,12 @@ for (const size of sizes) {
   results.push(await measurePropagation(size, updates, console.log));
 }
 
+console.log("membership: failure detection and overlay shape");
+const membership = membershipSection(
+  await measureDetection(),
+  await measureOverlay(),
+);
+
 const report = `# Benchmark results
 
 Written by \`deno task bench${quick ? " --quick" : ""}\` on ${
@@ -90,6 +101,7 @@ window, including keepalives and anti-entropy.
 
 ${propagationTable(results)}
 
+${membership}
 Total run time: ${Math.round((Date.now() - started) / 1000)} s.
 `;
 await Deno.writeTextFile(out, report);

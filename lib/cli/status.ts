@@ -99,6 +99,60 @@ function table(status: FleetStatus): string {
   return formatTable(rows);
 }
 
+/**
+ * Lists every member known to any instance: its state as the instances see
+ * it (for example `alive 4, suspect 1`), its highest incarnation, region,
+ * address and the most recent contact any instance had with it.
+ */
+export function membersTable(status: FleetStatus): string {
+  const byId = new Map<string, {
+    region: string;
+    url: string | null;
+    incarnation: number;
+    lastContact: string;
+    states: Map<string, number>;
+  }>();
+  for (const row of status.instances) {
+    for (const member of row.report?.members ?? []) {
+      const entry = byId.get(member.id) ?? {
+        region: member.region,
+        url: member.url,
+        incarnation: member.incarnation,
+        lastContact: member.last_contact,
+        states: new Map<string, number>(),
+      };
+      if (member.incarnation >= entry.incarnation) {
+        entry.incarnation = member.incarnation;
+        entry.url = member.url;
+      }
+      if (member.last_contact > entry.lastContact) {
+        entry.lastContact = member.last_contact;
+      }
+      entry.states.set(member.state, (entry.states.get(member.state) ?? 0) + 1);
+      byId.set(member.id, entry);
+    }
+  }
+  const rows = [[
+    "MEMBER",
+    "STATE (instances)",
+    "INCARNATION",
+    "REGION",
+    "URL",
+    "LAST CONTACT",
+  ]];
+  for (const [id, entry] of [...byId].sort(([a], [b]) => a < b ? -1 : 1)) {
+    rows.push([
+      id,
+      [...entry.states].map(([state, count]) => `${state} ${count}`).join(", "),
+      String(entry.incarnation),
+      entry.region,
+      entry.url ?? "(not dialable)",
+      entry.lastContact,
+    ]);
+  }
+  return formatTable(rows);
+}
+
 /** The `status` command. */
 export const statusCommand: Command = {
   name: "status",
@@ -129,6 +183,11 @@ export const statusCommand: Command = {
       value: "SECONDS",
       help:
         "Poll until all instances agree or SECONDS pass (default 0: ask once)",
+    },
+    members: {
+      type: "boolean",
+      help:
+        "Also list every member with its state as each instance sees it, incarnation, region, address and last contact",
     },
     update: {
       type: "string",
@@ -172,6 +231,7 @@ export const statusCommand: Command = {
       return status.agree ? 0 : 1;
     }
     console.log(table(status));
+    if (args.values.members) console.log("\n" + membersTable(status));
     const answered = status.instances.filter((row) => row.report);
     if (status.agree) {
       const report = answered[0]!.report!;

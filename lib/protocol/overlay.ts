@@ -7,7 +7,9 @@
  *
  * - The active view aims at `activeViewSize` links; 0 picks
  *   `ceil(ln N) + 2` (4 links at 5 instances, 5 at 20, 9 at 1,000).
- *   Inbound links are accepted up to `maxLinks`.
+ *   Inbound links are accepted up to `maxLinks`, but a node that passes its
+ *   target by more than two drops one of the links it dialled, so links do
+ *   not pile up on the best-known nodes.
  * - When a link fails, the node dials a random passive member at once.
  * - Every `shuffleIntervalMs` the node swaps a random sample of its views
  *   with one random linked peer, which answers with a sample of its own, so
@@ -59,6 +61,9 @@ export interface Link {
 
 /** Outcome of {@link Overlay.opened}. */
 export type LinkDecision = "accepted" | "duplicate" | "full" | "self";
+
+/** Links above the target a node accepts before it drops a dialled one. */
+const TRIM_SLACK = 2;
 
 /** Members sent in one shuffle. */
 const SHUFFLE_SAMPLE = 8;
@@ -177,6 +182,11 @@ export class Overlay {
 
     if (this.#replacing && outbound && this.#links.size > this.targetSize()) {
       this.#replacing = false;
+      this.#dropRandomOutbound(peer.id);
+    } else if (!outbound && this.#links.size > this.targetSize() + TRIM_SLACK) {
+      // Accepting links beyond the target would pile links onto popular
+      // nodes; as in HyParView, make room by dropping a dialled link, whose
+      // peer then dials someone less busy.
       this.#dropRandomOutbound(peer.id);
     }
     return { decision: "accepted", replaced: existing };

@@ -60,7 +60,9 @@ export const SIM_BASE_SETTINGS: Partial<Settings> = {
   // travel as datagrams, which the simulator drops, and accuse live nodes.
   probeIntervalMs: DAY_MS,
   probeTimeoutMs: DAY_MS - 1,
-  activeViewSize: 1,
+  // Contacts are opened by the simulator each round; a large target keeps
+  // the overlay from trimming them as it would trim surplus real links.
+  activeViewSize: 64,
   maxLinks: 1024,
 };
 

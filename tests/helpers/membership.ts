@@ -149,3 +149,56 @@ export async function killAndDetect(
     suspicionTimeoutMs,
   };
 }
+
+/** Shape of the link graph of a fleet. */
+export interface OverlayShape {
+  /** Inbound links per instance, by id. */
+  readonly inDegree: Map<string, number>;
+  /** All links per instance, by id. */
+  readonly degree: Map<string, number>;
+  /** Whether every instance can reach every other over links. */
+  readonly connected: boolean;
+  /** Sum of the instances' `shuffles` counters. */
+  readonly shuffles: number;
+}
+
+/** Reads every instance's links and describes the overlay they form. */
+export async function overlayShape(
+  instances: TestInstance[],
+): Promise<OverlayShape> {
+  const reports = await Promise.all(
+    instances.map((instance) => instance.status()),
+  );
+  const inDegree = new Map<string, number>();
+  const edges = new Map<string, Set<string>>();
+  let shuffles = 0;
+  for (const report of reports) {
+    inDegree.set(
+      report.id,
+      report.links.filter((link) => link.direction === "in").length,
+    );
+    shuffles += report.counters["shuffles"] ?? 0;
+    for (const link of report.links) {
+      if (!edges.has(report.id)) edges.set(report.id, new Set());
+      if (!edges.has(link.peer)) edges.set(link.peer, new Set());
+      edges.get(report.id)!.add(link.peer);
+      edges.get(link.peer)!.add(report.id);
+    }
+  }
+  const degree = new Map(
+    reports.map((report) => [report.id, edges.get(report.id)?.size ?? 0]),
+  );
+  const start = reports[0]!.id;
+  const seen = new Set([start]);
+  const queue = [start];
+  while (queue.length > 0) {
+    for (const next of edges.get(queue.shift()!) ?? []) {
+      if (!seen.has(next)) {
+        seen.add(next);
+        queue.push(next);
+      }
+    }
+  }
+  const connected = reports.every((report) => seen.has(report.id));
+  return { inDegree, degree, connected, shuffles };
+}
