@@ -25,13 +25,14 @@ export interface Summary {
   readonly maxMs: number;
 }
 
-/** Results of one fleet size. */
+/** Results of one fleet size and dissemination mode. */
 export interface PropagationResult {
   readonly size: number;
+  readonly dissemination: string;
   readonly updates: number;
   readonly gossip: Summary;
   readonly star: Summary;
-  /** Rumor frames received per instance per gossip update. */
+  /** Gossip frames (rumor, feedback, ihave, graft) received per instance per gossip update. */
   readonly gossipFramesPerInstance: number;
   /** Bytes of rumor traffic received per instance per gossip update (all frame types). */
   readonly gossipBytesPerInstance: number;
@@ -79,13 +80,33 @@ class ArrivalWatcher {
     await Promise.all(ready);
   }
 
-  /** Resolves with the arrival time at the last instance. */
-  expect(key: string, ids: readonly string[]): Promise<number> {
-    const { promise, resolve } = Promise.withResolvers<number>();
+  /**
+   * Resolves with the arrival time at the last instance; rejects, naming the
+   * instances still missing the key, after `timeoutMs`.
+   */
+  expect(
+    key: string,
+    ids: readonly string[],
+    timeoutMs = 30_000,
+  ): Promise<number> {
+    const { promise, resolve, reject } = Promise.withResolvers<number>();
+    const timer = setTimeout(() => {
+      this.#waiters.delete(key);
+      reject(
+        new Error(
+          `${key} did not reach ${
+            [...waiter.left].join(", ")
+          } in ${timeoutMs} ms`,
+        ),
+      );
+    }, timeoutMs);
     const waiter = {
       left: new Set(ids),
       last: 0,
-      done: () => resolve(waiter.last),
+      done: () => {
+        clearTimeout(timer);
+        resolve(waiter.last);
+      },
     };
     this.#waiters.set(key, waiter);
     return promise;
@@ -138,6 +159,13 @@ class ArrivalWatcher {
   }
 }
 
+const STAR_MEMBER = {
+  id: "bench-star",
+  region: "bench",
+  url: null,
+  incarnation: 1,
+};
+
 /** A fake peer holding one link to every instance: the star sender. */
 class StarSender {
   readonly #sockets: WebSocket[] = [];
@@ -163,8 +191,19 @@ class StarSender {
       };
       socket.onerror = () => open.reject(new Error(`cannot link to ${url}`));
       socket.onmessage = (event) => {
-        // Answer anti-entropy requests so the instances' sessions end.
         const frame = JSON.parse(event.data);
+        // Answer probes, or the failure detector declares this peer dead
+        // and closes its links.
+        if (frame.type === "probe" && frame.target === STAR_MEMBER.id) {
+          socket.send(JSON.stringify({
+            v: PROTOCOL_VERSION,
+            type: "probe_ack",
+            seq: frame.seq,
+            from: STAR_MEMBER,
+            target: STAR_MEMBER.id,
+          }));
+        }
+        // Answer anti-entropy requests so the instances' sessions end.
         if (frame.type === "sync_request") {
           socket.send(JSON.stringify({
             v: PROTOCOL_VERSION,
@@ -190,12 +229,17 @@ class StarSender {
     }, 500);
   }
 
-  /** Sends one entry to every instance, one frame each. */
+  /**
+   * Sends one entry to every instance, one frame each. The entry travels as
+   * an anti-entropy push, which an instance applies without spreading it
+   * further, so star updates add no gossip traffic among the instances.
+   */
   send(key: string, value: string, version: [number, number, string]): void {
     const frame = JSON.stringify({
       v: PROTOCOL_VERSION,
-      type: "rumor",
-      entries: [{ key, value, version }],
+      type: "sync_request",
+      rid: this.#seq++,
+      body: { nodes: [], want: [], push: [{ key, value, version }] },
     });
     for (const socket of this.#sockets) socket.send(frame);
   }
@@ -213,8 +257,14 @@ class StarSender {
   }
 }
 
-function rumorFrames(report: StatusReport): number {
-  return report.counters["frames_in{type=rumor}"] ?? 0;
+/** Frame types that carry or steer rumors. */
+const GOSSIP_FRAMES = ["rumor", "feedback", "ihave", "graft"];
+
+function gossipFrames(report: StatusReport): number {
+  return GOSSIP_FRAMES.reduce(
+    (sum, type) => sum + (report.counters[`frames_in{type=${type}}`] ?? 0),
+    0,
+  );
 }
 
 function bytesIn(report: StatusReport): number {
@@ -225,10 +275,11 @@ function bytesIn(report: StatusReport): number {
 export async function measurePropagation(
   size: number,
   updates: number,
+  dissemination: "tree" | "random" | "flood",
   log: (line: string) => void = () => {},
 ): Promise<PropagationResult> {
   const fleet = await TestFleet.start(size, {
-    flags: ["--log-level", "info"],
+    flags: ["--log-level", "info", "--dissemination", dissemination],
   });
   const watcher = new ArrivalWatcher();
   const star = new StarSender();
@@ -266,7 +317,7 @@ export async function measurePropagation(
         fleet.instances.map((instance) => instance.status()),
       );
       for (let n = 0; n < size; n++) {
-        frames += rumorFrames(after[n]!) - rumorFrames(before[n]!);
+        frames += gossipFrames(after[n]!) - gossipFrames(before[n]!);
         bytes += bytesIn(after[n]!) - bytesIn(before[n]!);
       }
 
@@ -281,10 +332,13 @@ export async function measurePropagation(
       ]);
       starTimes.push((await starArrived) - sent);
       await new Promise((resolve) => setTimeout(resolve, 30));
-      if ((i + 1) % 50 === 0) log(`  N=${size}: ${i + 1}/${updates} updates`);
+      if ((i + 1) % 50 === 0) {
+        log(`  N=${size} ${dissemination}: ${i + 1}/${updates} updates`);
+      }
     }
     return {
       size,
+      dissemination,
       updates,
       gossip: summarize(gossip),
       star: summarize(starTimes),

@@ -27,7 +27,8 @@ const args = parseArgs({
 });
 const quick = Boolean(args.values.quick);
 const updates = Number(args.values.updates ?? (quick ? 40 : 200));
-const sizes = quick ? [5] : [5, 20];
+const sizes = quick ? [5] : [5, 20, 50];
+const modes = ["tree", "flood", "random"] as const;
 const out = args.values.out ??
   new URL(quick ? "./RESULTS.quick.md" : "./RESULTS.md", import.meta.url)
     .pathname;
@@ -44,15 +45,15 @@ const fmt = (ms: number) => ms.toFixed(2);
 
 function propagationTable(results: PropagationResult[]): string {
   const lines = [
-    "| N | updates | gossip median / p99 / max (ms) | star median / p99 / max (ms) | p99 ratio gossip/star | rumor frames per instance per update | bytes in per instance per update |",
-    "|---|---|---|---|---|---|---|",
+    "| N | dissemination | updates | gossip median / p99 / max (ms) | star median / p99 / max (ms) | p99 ratio gossip/star | gossip frames per instance per update | bytes in per instance per update |",
+    "|---|---|---|---|---|---|---|---|",
   ];
   for (const result of results) {
     const { gossip, star } = result;
     lines.push(
-      `| ${result.size} | ${result.updates} | ${fmt(gossip.medianMs)} / ${
-        fmt(gossip.p99Ms)
-      } / ${fmt(gossip.maxMs)} | ` +
+      `| ${result.size} | ${result.dissemination} | ${result.updates} | ${
+        fmt(gossip.medianMs)
+      } / ${fmt(gossip.p99Ms)} / ${fmt(gossip.maxMs)} | ` +
         `${fmt(star.medianMs)} / ${fmt(star.p99Ms)} / ${fmt(star.maxMs)} | ${
           (gossip.p99Ms / star.p99Ms).toFixed(2)
         } | ` +
@@ -67,8 +68,10 @@ function propagationTable(results: PropagationResult[]): string {
 const started = Date.now();
 const results: PropagationResult[] = [];
 for (const size of sizes) {
-  console.log(`propagation: N=${size}, ${updates} updates`);
-  results.push(await measurePropagation(size, updates, console.log));
+  for (const mode of modes) {
+    console.log(`propagation: N=${size}, ${mode}, ${updates} updates`);
+    results.push(await measurePropagation(size, updates, mode, console.log));
+  }
 }
 
 console.log("membership: failure detection and overlay shape");
@@ -94,10 +97,15 @@ Time from an acknowledged write until every instance has applied it, seen
 on each instance's change feed. The gossip writer is a different instance
 each update. "star" is the baseline in the same run: the benchmark holds a
 link to every instance and sends the update to each directly, one frame
-each, which is the one-hop floor. Gossip and star updates alternate.
-"Rumor frames" counts \`rumor\` frames received by all instances for one
-gossip update, divided by N; "bytes in" counts all frames in the same
-window, including keepalives and anti-entropy.
+each, which is the one-hop floor. Gossip and star updates alternate, and
+each dissemination mode runs on a fleet of its own: \`tree\` (the default:
+eager push on a pruned spanning tree, lazy announcements on the other
+links), \`flood\` (every instance forwards to all its links on first
+receipt) and \`random\` (Demers-style rumor mongering to \`fanout\` random
+links per round). "Gossip frames" counts \`rumor\`, \`feedback\`, \`ihave\`
+and \`graft\` frames received by all instances for one update, divided by N;
+"bytes in" counts all frames in the same window, keepalives, probes and
+anti-entropy included.
 
 ${propagationTable(results)}
 

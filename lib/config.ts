@@ -103,6 +103,21 @@ export const SETTINGS = {
     help:
       "A rumor is removed once this many peers answered that they already had it",
   },
+  dissemination: {
+    kind: "enum",
+    default: "tree",
+    choices: ["tree", "random", "flood"],
+    help:
+      "How rumors pick peers: tree pushes on eager links and prunes links that bring duplicates (Plumtree); random pushes to fanout random links per round (Demers); flood pushes to every link",
+  },
+  lazyPushIntervalMs: {
+    kind: "int",
+    default: SECOND,
+    min: 10,
+    max: 600 * SECOND,
+    help:
+      "With tree dissemination, milliseconds between announcements of recent updates to fanout pruned links, which pull what they lack",
+  },
   rumorShareLimit: {
     kind: "int",
     default: 0,
@@ -354,6 +369,7 @@ export const PRESETS: Record<
   // rounds can be short and failures are noticed quickly.
   local: {
     gossipIntervalMs: 100, // memberlist's local preset gossips every 100 ms
+    lazyPushIntervalMs: 500, // repairs a broken eager path within half a second
     antiEntropyIntervalMs: 2 * SECOND, // cheap on loopback; repairs show fast
     shuffleIntervalMs: 10 * SECOND, // a small fleet reshuffles visibly
     keepaliveIntervalMs: SECOND,
@@ -368,6 +384,7 @@ export const PRESETS: Record<
   // rounds are longer and timeouts wider to avoid false failures.
   wan: {
     gossipIntervalMs: 500, // memberlist's WAN preset gossips every 500 ms
+    lazyPushIntervalMs: 2500, // a few round trips between continents
     antiEntropyIntervalMs: 15 * SECOND, // each round costs a few round trips
     shuffleIntervalMs: 60 * SECOND,
     keepaliveIntervalMs: 5 * SECOND,
@@ -408,6 +425,7 @@ export type Settings = {
     : K extends "logLevel" ? "debug" | "info" | "warn" | "error"
     : K extends "logFormat" ? "json" | "text"
     : K extends "rumorFirstPush" ? "at_once" | "next_round"
+    : K extends "dissemination" ? "tree" | "random" | "flood"
     : K extends "antiEntropyMode" ? SyncDirection
     : string;
 };

@@ -116,6 +116,19 @@ export const FrameSchema = z.discriminatedUnion("type", [
   }),
   z.strictObject({
     ...base,
+    type: z.literal("ihave"),
+    /** Recent updates of the sender, as `[key, version]`. */
+    items: z.array(z.tuple([z.string().max(2048), VersionSchema])).min(1)
+      .max(4096),
+  }),
+  z.strictObject({
+    ...base,
+    type: z.literal("graft"),
+    /** Keys the sender lacks; the link becomes eager again both ways. */
+    keys: z.array(z.string().max(2048)).max(4096),
+  }),
+  z.strictObject({
+    ...base,
     type: z.literal("members"),
     members: z.array(MemberSchema).max(1024),
     ...piggyback,

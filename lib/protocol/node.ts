@@ -58,7 +58,12 @@ import type {
 import { WriteError } from "./node_types.ts";
 import { type Link, type LinkDecision, Overlay } from "./overlay.ts";
 import { Replica } from "./replica.ts";
-import { type RemovalReason, RumorBuffer, type RumorRecord } from "./rumors.ts";
+import {
+  type RemovalReason,
+  RumorBuffer,
+  type RumorRecord,
+  shuffle,
+} from "./rumors.ts";
 import { FailureDetector, type ProbeFrame } from "./swim.ts";
 import {
   answerSync,
@@ -120,6 +125,11 @@ export class GossipNode {
   readonly #overlay: Overlay;
   readonly #detector: FailureDetector;
   readonly #sessions = new Map<number, OpenSession>();
+  /** Peers whose link was pruned to lazy (tree dissemination). */
+  readonly #lazy = new Set<string>();
+  /** Updates applied since the last lazy announcement, by key. */
+  readonly #recent = new Map<string, Version>();
+  #nextLazyPushMs = 0;
   #ops: PersistOp[] = [];
   #nextRequestId = 1;
   #httpSyncRunning = false;
@@ -294,6 +304,7 @@ export class GossipNode {
       fresh.add(entry.key);
       this.#rumors.add(entry.key, entry.version);
       this.counters.inc("updates_applied", { source: "local" });
+      this.#recent.set(entry.key, entry.version);
       this.#effects.emit({
         type: "change",
         entry,
@@ -369,6 +380,12 @@ export class GossipNode {
         break;
       case "feedback":
         this.#receiveFeedback(peer, frame);
+        break;
+      case "ihave":
+        this.#receiveIHave(link, peer, frame);
+        break;
+      case "graft":
+        this.#receiveGraft(link, peer, frame);
         break;
       case "members":
         this.#receiveMembers(frame);
@@ -465,6 +482,8 @@ export class GossipNode {
     const now = this.#now();
     if (this.#members.self.state === "left") return;
     this.#spread();
+    this.#lazyPush(now);
+    this.#keepEager();
     this.#detector.tick();
     this.#overlay.tick();
     if (now >= this.#nextSyncMs) {
@@ -620,6 +639,7 @@ export class GossipNode {
       });
     }
     this.counters.inc("updates_applied", { source });
+    if (source === "rumor") this.#recent.set(entry.key, entry.version);
     this.#effects.emit({
       type: "change",
       entry,
@@ -658,6 +678,7 @@ export class GossipNode {
       } else if (result === "duplicate") {
         known.push([entry.key, entry.version]);
         this.#markInformed(entry.key, entry.version, peer, false);
+        this.#prune(peer);
       } else if (result === "stale") {
         // The peer spreads an older version: hand it the newer one.
         newerHere.push(this.#replica.get(entry.key)!);
@@ -671,6 +692,7 @@ export class GossipNode {
   }
 
   #receiveFeedback(peer: string, frame: FrameOf<"feedback">): void {
+    this.#prune(peer);
     for (const [key, version] of frame.known) {
       this.#markInformed(key, version, peer, true);
     }
@@ -692,13 +714,21 @@ export class GossipNode {
     this.#effects.emit({ type: "rumor_removed", key, reason });
   }
 
-  /** Pushes infective rumors, or only those of `keys`, to random links. */
+  /**
+   * Pushes infective rumors, or only those of `keys`. With `random`
+   * dissemination each goes to `fanout` random links per round; with
+   * `tree` to every eager link at once; with `flood` to every link at once.
+   */
   #spread(keys?: ReadonlySet<string>): void {
     if (keys?.size === 0 || this.#rumors.size === 0) return;
     const links = this.#overlay.links;
+    const mode = this.#settings.dissemination;
+    let peers = [...links.keys()];
+    if (mode === "tree") peers = peers.filter((peer) => !this.#lazy.has(peer));
+    const fanout = mode === "random" ? this.#settings.fanout : peers.length;
     const { pushes, removed } = this.#rumors.plan(
-      [...links.keys()],
-      this.#settings.fanout,
+      peers,
+      Math.max(1, fanout),
       this.#settings.maxEntriesPerFrame,
       this.#random,
       keys,
@@ -717,6 +747,87 @@ export class GossipNode {
       this.#sendEntries(link.id, entries);
     }
     for (const [key, reason] of removed) this.#rumorRemoved(key, reason);
+  }
+
+  // ---- Tree dissemination ------------------------------------------------------------
+
+  /**
+   * Marks a link lazy after it brought a duplicate. Plumtree (Leitão,
+   * Pereira and Rodrigues, SRDS 2007) prunes such links until the eager
+   * links form a spanning tree, so each update costs about one frame per
+   * instance. The feedback frame sent with the duplicate tells the peer to
+   * prune its end as well.
+   */
+  #prune(peer: string): void {
+    if (this.#settings.dissemination !== "tree" || this.#lazy.has(peer)) return;
+    this.#lazy.add(peer);
+    this.counters.inc("links_pruned");
+  }
+
+  /**
+   * Every `lazyPushIntervalMs`, announces the updates applied since the last
+   * announcement to `fanout` random lazy links. A peer that lacks one pulls
+   * it with a graft, which makes the link eager again: that repairs a tree
+   * cut in two by concurrent prunes or closed links.
+   */
+  #lazyPush(now: number): void {
+    if (this.#settings.dissemination !== "tree") return;
+    if (now < this.#nextLazyPushMs) return;
+    this.#nextLazyPushMs = now + this.#settings.lazyPushIntervalMs;
+    if (this.#recent.size === 0) return;
+    const items: [string, Version][] = [...this.#recent].slice(
+      -this.#settings.maxEntriesPerFrame,
+    );
+    this.#recent.clear();
+    const lazy = [...this.#lazy].filter((peer) => this.#overlay.linkTo(peer));
+    for (
+      const peer of shuffle(lazy, this.#random).slice(0, this.#settings.fanout)
+    ) {
+      this.#send(this.#overlay.linkTo(peer)!.id, {
+        v: 1,
+        type: "ihave",
+        items,
+      });
+    }
+  }
+
+  #receiveIHave(link: number, peer: string, frame: FrameOf<"ihave">): void {
+    const wanted = frame.items
+      .filter(([key, version]) => {
+        const current = this.#replica.get(key);
+        return !current || compareVersions(version, current.version) > 0;
+      })
+      .map(([key]) => key);
+    if (wanted.length === 0) return;
+    this.#lazy.delete(peer);
+    this.counters.inc("grafts_sent");
+    this.#send(link, { v: 1, type: "graft", keys: wanted });
+  }
+
+  #receiveGraft(link: number, peer: string, frame: FrameOf<"graft">): void {
+    this.#lazy.delete(peer);
+    const entries = frame.keys
+      .map((key) => this.#replica.get(key))
+      .filter((entry): entry is Entry => entry !== undefined);
+    if (entries.length > 0) this.#sendEntries(link, entries);
+  }
+
+  /**
+   * Keeps at least one eager link: a node whose eager links all closed
+   * grafts every remaining link, and the next duplicates prune it again.
+   */
+  #keepEager(): void {
+    if (this.#settings.dissemination !== "tree") return;
+    const links = [...this.#overlay.links.values()];
+    if (
+      links.length === 0 || links.some((link) => !this.#lazy.has(link.peer))
+    ) {
+      return;
+    }
+    for (const link of links) {
+      this.#lazy.delete(link.peer);
+      this.#send(link.id, { v: 1, type: "graft", keys: [] });
+    }
   }
 
   /** Sends entries as rumor frames, split to fit the frame limits. */
@@ -834,6 +945,7 @@ export class GossipNode {
 
   /** Cleans up after a link that is gone: its sessions and an event. */
   #linkGone(link: Link): void {
+    this.#lazy.delete(link.peer);
     for (const [rid, open] of this.#sessions) {
       if (open.link === link.id) {
         this.#sessions.delete(rid);

@@ -28,6 +28,8 @@ export type NodeSettings = Pick<
   | "feedbackLimit"
   | "rumorShareLimit"
   | "rumorFirstPush"
+  | "dissemination"
+  | "lazyPushIntervalMs"
   | "maxRumors"
   | "activeViewSize"
   | "maxLinks"

@@ -55,6 +55,8 @@ const DAY_MS = 24 * 3600 * 1000;
  * and a node accepts as many links as random contacts bring it.
  */
 export const SIM_BASE_SETTINGS: Partial<Settings> = {
+  // The experiments reproduce Demers et al.: random peers each round.
+  dissemination: "random",
   shuffleIntervalMs: DAY_MS,
   // The experiments model epidemics, not failure detection: probes would
   // travel as datagrams, which the simulator drops, and accuse live nodes.
