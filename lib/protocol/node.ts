@@ -91,7 +91,22 @@ export type PersistOp =
 export type ChangeSource = "local" | "rumor" | "push" | "pull";
 
 /** Why a remote entry was not merged. */
-export type RejectReason = "invalid" | "future_version" | "expired";
+export type RejectReason =
+  | "invalid"
+  | "future_version"
+  | "expired"
+  | "unsigned"
+  | "bad_signature";
+
+/**
+ * Decides whether a remote entry may be merged, for checks the core does
+ * not make itself, such as publisher signatures. Returns why the entry is
+ * rejected, or `undefined` to merge it. It must be synchronous: the
+ * adapter does any asynchronous work before it hands the frame over.
+ */
+export type EntryAdmission = (
+  entry: Entry,
+) => { reason: RejectReason; message: string } | undefined;
 
 /** Something that happened in the node, for logs, metrics and watchers. */
 export type NodeEvent =
@@ -160,17 +175,33 @@ export interface NodeOptions {
   readonly state?: NodeState;
   /** Counters to count into; a new set by default. */
   readonly counters?: Counters;
+  /** Extra check of every remote entry before it is merged. */
+  readonly admitEntry?: EntryAdmission;
 }
 
 /** A client's change to one key: JSON text, or `null` to delete. */
 export interface Change {
   readonly key: string;
   readonly value: string | null;
+  /**
+   * The version a publisher stamped and signed; the node stamps its own
+   * version when it is left out.
+   */
+  readonly version?: Version;
+  /** The publisher's signature of key, version and value. */
+  readonly sig?: string;
 }
 
 /** What is wrong with a rejected entry. */
 export type EntryProblem = {
-  code: "invalid_key" | "invalid_value" | "value_too_large";
+  code:
+    | "invalid_key"
+    | "invalid_value"
+    | "value_too_large"
+    | "future_version"
+    | "stale_version"
+    | "unsigned"
+    | "bad_signature";
   message: string;
 };
 
@@ -235,6 +266,7 @@ export class GossipNode {
   readonly #now: () => number;
   readonly #random: () => number;
   readonly #effects: NodeEffects;
+  readonly #admitEntry: EntryAdmission | undefined;
   readonly #clock: HybridClock;
   readonly #replica = new Replica();
   readonly #rumors: RumorBuffer;
@@ -259,6 +291,7 @@ export class GossipNode {
     this.#random = random;
     this.#effects = effects;
     this.counters = options.counters ?? new Counters();
+    this.#admitEntry = options.admitEntry;
     this.#clock = new HybridClock(self.id, now, settings.maxClockDriftMs);
     this.#members = new MemberTable(self, now());
     this.#planner = new DialPlanner(settings, random);
@@ -349,13 +382,14 @@ export class GossipNode {
     ops: PersistOp[];
   } {
     for (const change of changes) {
-      const problem = this.#checkEntry(change);
+      const problem = this.#checkEntry(change) ??
+        this.#checkGivenVersion(change);
       if (problem) throw new WriteError(change.key, problem);
     }
     const entries: Entry[] = [];
     const ops: PersistOp[] = [];
     for (const change of changes) {
-      const entry = { ...change, version: this.#clock.tick() };
+      const entry = this.#stamp(change);
       entries.push(entry);
       ops.push({ type: "entry", entry });
       ops.push({
@@ -600,6 +634,44 @@ export class GossipNode {
     }
   }
 
+  /** Builds the entry of a change: the given version, or a new one. */
+  #stamp(change: Change): Entry {
+    const { key, value, sig } = change;
+    let version = change.version;
+    if (version) this.#clock.observe(version);
+    else version = this.#clock.tick();
+    return sig === undefined ? { key, value, version } : {
+      key,
+      value,
+      version,
+      sig,
+    };
+  }
+
+  /** Checks a version that a publisher stamped, as a remote one would be. */
+  #checkGivenVersion(change: Change): EntryProblem | undefined {
+    const version = change.version;
+    if (!version) return undefined;
+    const driftMs = version[0] - this.#now();
+    if (driftMs > this.#settings.maxClockDriftMs) {
+      return {
+        code: "future_version",
+        message:
+          `Version of ${change.key} is ${driftMs} ms ahead of this instance's clock; the maximum drift is ${this.#settings.maxClockDriftMs} ms, so check the publisher's clock`,
+      };
+    }
+    const current = this.#replica.get(change.key);
+    if (current && compareVersions(version, current.version) <= 0) {
+      return {
+        code: "stale_version",
+        message: `Version of ${change.key} is not newer than the version ${
+          updateId(current)
+        } held here; check the publisher's clock and sign again`,
+      };
+    }
+    return undefined;
+  }
+
   #checkEntry(change: Change): EntryProblem | undefined {
     const limits: EntryLimits = this.#settings;
     const keyProblem = checkKey(change.key, limits);
@@ -626,6 +698,10 @@ export class GossipNode {
   ): "applied" | "duplicate" | "stale" | "rejected" {
     const problem = this.#checkEntry(entry);
     if (problem) return this.#reject(entry, "invalid", problem.message, from);
+    const refusal = this.#admitEntry?.(entry);
+    if (refusal) {
+      return this.#reject(entry, refusal.reason, refusal.message, from);
+    }
 
     const now = this.#now();
     const driftMs = entry.version[0] - now;
