@@ -325,13 +325,13 @@ export const SETTINGS = {
     kind: "string",
     default: "GRAPEVINE_ADMIN_TOKEN",
     help:
-      "Name of the environment variable with the admin token that writes need. Unset or empty: anyone may write",
+      "Name of the environment variable with the admin token that writes need; several, comma-separated, during a rotation. Unset or empty: anyone may write",
   },
   readTokenEnv: {
     kind: "string",
     default: "GRAPEVINE_READ_TOKEN",
     help:
-      "Name of the environment variable with the read token, accepted for reads when readAccess is token",
+      "Name of the environment variable with the read token (or several, comma-separated), accepted for reads when readAccess is token",
   },
   readAccess: {
     kind: "enum",

@@ -269,7 +269,7 @@ export class Instance implements InstanceApi, AsyncDisposable {
           throw new WriteError(change.key, {
             code: "unsigned",
             message:
-              `Write of ${change.key} is not signed, and this instance requires publisher signatures; sign it with the publisher key (main.ts push reads GRAPEVINE_PUBLISHER_KEY)`,
+              `Write of ${change.key} is not signed, and this instance requires publisher signatures; sign it with the publisher key (main.ts push reads GRAPEVINE_SIGNING_KEY)`,
           });
         }
         const problem = await verifier.verify({

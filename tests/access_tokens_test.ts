@@ -21,6 +21,14 @@ Deno.test("access tokens decide reads and writes", () => {
   assert.equal(closed.check(`Bearer ${read}`, "read"), "ok");
   assert.equal(closed.check(`Bearer ${admin}`, "read"), "ok");
 
+  const next = randomSecret();
+  const rotating = new AccessTokens({
+    admin: `${admin},${next}`,
+    readAccess: "open",
+  });
+  assert.equal(rotating.check(`Bearer ${admin}`, "write"), "ok");
+  assert.equal(rotating.check(`Bearer ${next}`, "write"), "ok");
+
   const dev = new AccessTokens({ readAccess: "open" });
   assert.equal(dev.check(undefined, "write"), "ok");
   assert.equal(dev.writesProtected, false);

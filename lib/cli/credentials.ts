@@ -14,7 +14,7 @@ export const ADMIN_TOKEN_ENV = "GRAPEVINE_ADMIN_TOKEN";
 /** Variable with the read token, used when no admin token is set. */
 export const READ_TOKEN_ENV = "GRAPEVINE_READ_TOKEN";
 /** Variable with the publisher's private key, for signed updates. */
-export const PUBLISHER_KEY_ENV = "GRAPEVINE_PUBLISHER_KEY";
+export const SIGNING_KEY_ENV = "GRAPEVINE_SIGNING_KEY";
 
 /** The `--token-file` option. */
 export const tokenOption: Record<string, OptionSpec> = {
@@ -32,7 +32,7 @@ export const signingOption: Record<string, OptionSpec> = {
     type: "string",
     value: "PATH",
     help:
-      `File holding the publisher's private key, to sign updates (default: $${PUBLISHER_KEY_ENV} when set)`,
+      `File holding the publisher's private key, to sign updates (default: $${SIGNING_KEY_ENV} when set)`,
   },
 };
 
@@ -53,12 +53,17 @@ async function readSecretFile(path: string, option: string): Promise<string> {
 /**
  * Returns the bearer token: the contents of `--token-file`, else the admin
  * token variable, else the read token variable; `undefined` without one.
+ * A variable may list several tokens, as an instance's may during a
+ * rotation; the first one is sent.
  */
 export async function readToken(args: Args): Promise<string | undefined> {
   const file = args.values["token-file"];
   if (typeof file === "string") return await readSecretFile(file, "token-file");
-  return Deno.env.get(ADMIN_TOKEN_ENV)?.trim() ||
-    Deno.env.get(READ_TOKEN_ENV)?.trim() || undefined;
+  for (const name of [ADMIN_TOKEN_ENV, READ_TOKEN_ENV]) {
+    const first = Deno.env.get(name)?.split(",")[0]?.trim();
+    if (first) return first;
+  }
+  return undefined;
 }
 
 /**
@@ -71,7 +76,7 @@ export async function readSigner(
   const file = args.values["signing-key-file"];
   const text = typeof file === "string"
     ? await readSecretFile(file, "signing-key-file")
-    : Deno.env.get(PUBLISHER_KEY_ENV)?.trim();
+    : Deno.env.get(SIGNING_KEY_ENV)?.trim();
   if (!text) return undefined;
   return await PublisherSigner.fromPrivateKey(text);
 }

@@ -5,7 +5,9 @@
  * Tokens are compared as SHA-256 digests with `timingSafeEqual` from
  * `node:crypto`, so the time a comparison takes does not depend on how many
  * leading characters match, nor on the token's length. (Deno's WebCrypto
- * has no `timingSafeEqual`.)
+ * has no `timingSafeEqual`.) Each variable may hold several tokens,
+ * comma-separated, so that a token can be replaced without downtime; every
+ * configured token is compared on each request.
  *
  * @module
  */
@@ -50,8 +52,8 @@ export class TokenError extends Error {
  * ```
  */
 export class AccessTokens {
-  readonly #admin: Buffer | undefined;
-  readonly #read: Buffer | undefined;
+  readonly #admin: Buffer[];
+  readonly #read: Buffer[];
   readonly #readOpen: boolean;
 
   /**
@@ -64,28 +66,21 @@ export class AccessTokens {
     read?: string;
     readAccess: "open" | "token";
   }) {
-    const admin = options.admin?.trim() || undefined;
-    const read = options.read?.trim() || undefined;
-    for (const [name, token] of [["admin", admin], ["read", read]]) {
-      if (token !== undefined && token.length < MIN_TOKEN_LENGTH) {
-        throw new TokenError(
-          `The ${name} token is shorter than ${MIN_TOKEN_LENGTH} characters; generate one with: main.ts keygen token`,
-        );
-      }
-    }
-    if (options.readAccess === "token" && !admin) {
+    const admin = splitTokens(options.admin, "admin");
+    const read = splitTokens(options.read, "read");
+    if (options.readAccess === "token" && admin.length === 0) {
       throw new TokenError(
         "readAccess is token, but no admin token is set; set one, because writes would be open to anyone",
       );
     }
-    this.#admin = admin === undefined ? undefined : digest(admin);
-    this.#read = read === undefined ? undefined : digest(read);
+    this.#admin = admin.map(digest);
+    this.#read = read.map(digest);
     this.#readOpen = options.readAccess === "open";
   }
 
   /** Whether writes need a token. */
   get writesProtected(): boolean {
-    return this.#admin !== undefined;
+    return this.#admin.length > 0;
   }
 
   /** Whether reads need a token. */
@@ -98,15 +93,39 @@ export class AccessTokens {
    * `forbidden` means a valid read token on a write.
    */
   check(authorization: string | null | undefined, access: Access): AccessCheck {
-    const open = access === "read" ? this.#readOpen : this.#admin === undefined;
+    const open = access === "read" ? this.#readOpen : !this.writesProtected;
     if (open) return "ok";
     const match = /^Bearer +(\S+) *$/i.exec(authorization ?? "");
     if (!match) return "missing";
     const given = digest(match[1]!);
-    if (this.#admin && timingSafeEqual(given, this.#admin)) return "ok";
-    if (this.#read && timingSafeEqual(given, this.#read)) {
+    if (matchesAny(given, this.#admin)) return "ok";
+    if (matchesAny(given, this.#read)) {
       return access === "read" ? "ok" : "forbidden";
     }
     return "invalid";
   }
+}
+
+/** Compares against every digest, without stopping at the first match. */
+function matchesAny(given: Buffer, digests: readonly Buffer[]): boolean {
+  let found = false;
+  for (const expected of digests) {
+    if (timingSafeEqual(given, expected)) found = true;
+  }
+  return found;
+}
+
+function splitTokens(text: string | undefined, name: string): string[] {
+  const tokens = (text ?? "").split(",").map((token) => token.trim())
+    .filter((token) => token !== "");
+  for (const [index, token] of tokens.entries()) {
+    if (token.length < MIN_TOKEN_LENGTH) {
+      throw new TokenError(
+        `The ${name} token ${
+          index + 1
+        } is shorter than ${MIN_TOKEN_LENGTH} characters; generate one with: main.ts keygen token`,
+      );
+    }
+  }
+  return tokens;
 }
