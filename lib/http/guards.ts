@@ -15,7 +15,7 @@ import type { Counters } from "../protocol/counters.ts";
 import { AddressRateLimiter } from "../security/rate_limit.ts";
 import type { Access, AccessTokens } from "../security/tokens.ts";
 
-/** What the guards need from an instance. */
+/** Parts of an instance that the guards use. */
 export interface GuardContext {
   readonly settings: Settings;
   readonly log: Logger;
@@ -62,7 +62,7 @@ function reject(
 
 /**
  * Limits requests per client address to `maxRequestsPerSecond`, with
- * bursts of twice that, and answers HTTP 429 with `Retry-After` past it.
+ * bursts of twice that, and responds with HTTP 429 and `Retry-After` past it.
  */
 export function rateLimit(guard: GuardContext): MiddlewareHandler {
   const rate = guard.settings.maxRequestsPerSecond;

@@ -57,7 +57,7 @@ export interface LinkSettings {
   readonly maxSendBufferBytes: number;
 }
 
-/** What a link reports to its owner. */
+/** Callbacks through which a link reports to its owner. */
 export interface LinkHandlers {
   hello(link: PeerLink, member: MemberInfo): void;
   frame(link: PeerLink, frame: Frame): void;
@@ -322,7 +322,7 @@ export class PeerLink {
     this.#deliver(frame);
   }
 
-  /** Counts an invalid frame and closes the link when the policy says so. */
+  /** Counts an invalid frame and closes the link when the invalid-frame policy requires it. */
   #invalid(kind: InvalidFrameKind, message: string): void {
     this.#counters.inc("invalid_frames", { kind });
     this.#handlers.invalid(this, kind, message);

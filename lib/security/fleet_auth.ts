@@ -44,10 +44,10 @@ export const MIN_KEY_BYTES = 16;
 /** Nonces remembered at most; past it the oldest are forgotten. */
 const MAX_NONCES = 100_000;
 
-/** What a dial proof is for; part of the signed text. */
+/** Purpose of a dial proof; it is part of the signed text. */
 export type AuthPurpose = "gossip" | "sync";
 
-/** Why a proof was rejected; used as a metric label and in operator logs. */
+/** Reason a proof was rejected, used as a metric label and in operator logs. */
 export type AuthFailure =
   | "missing"
   | "malformed"

@@ -177,7 +177,7 @@ export class PublisherSigner {
   }
 }
 
-/** Why an entry failed verification. */
+/** Reason an entry failed verification. */
 export type SignatureProblem = "unsigned" | "bad_signature";
 
 /**

@@ -6,7 +6,7 @@
  * `node:crypto`, so the time a comparison takes does not depend on how many
  * leading characters match, nor on the token's length. (Deno's WebCrypto
  * has no `timingSafeEqual`.) Each variable may hold several tokens,
- * comma-separated, so that a token can be replaced without downtime; every
+ * comma-separated, so that a token can be replaced without downtime. Every
  * configured token is compared on each request.
  *
  * @module
@@ -15,7 +15,7 @@
 import type { Buffer } from "node:buffer";
 import { createHash, timingSafeEqual } from "node:crypto";
 
-/** What a request needs: to read, or to write. */
+/** Kind of access a request needs: read or write. */
 export type Access = "read" | "write";
 
 /** Outcome of {@link AccessTokens.check}. */
