@@ -448,7 +448,7 @@ export function createApp(instance: InstanceApi): Hono {
 }
 
 /**
- * Answers a peer request whose fleet key proof failed: HTTP 401 with no
+ * Responds to a peer request whose fleet key proof failed: HTTP 401 with no
  * detail for the client, and the reason in the log and the counters.
  */
 function peerRejected(

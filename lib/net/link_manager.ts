@@ -24,7 +24,7 @@ import {
 import { AddressCounter } from "../security/rate_limit.ts";
 import { type LinkAuth, type LinkSettings, PeerLink } from "./peer_link.ts";
 
-/** How a socket accepted on `/gossip` passed the upgrade checks. */
+/** Results of the upgrade checks of a socket accepted on `/gossip`. */
 export interface AcceptOptions {
   /** Remote address of the client, for the per-address limit. */
   readonly address: string;
