@@ -26,6 +26,7 @@ import {
 } from "./lib/cli/config_commands.ts";
 import { deployCommand } from "./lib/cli/deploy.ts";
 import { fleetCommand } from "./lib/cli/fleet.ts";
+import { keygenCommand } from "./lib/cli/keygen.ts";
 import { serveCommand } from "./lib/cli/serve.ts";
 import { simulateCommand } from "./lib/cli/simulate.ts";
 import { statusCommand } from "./lib/cli/status.ts";
@@ -36,6 +37,7 @@ import { SettingsError } from "./lib/config.ts";
 import { StartError } from "./lib/instance.ts";
 import { ManifestError } from "./lib/manifest.ts";
 import { RenderError } from "./lib/deploy/render.ts";
+import { PublisherKeyError } from "./lib/security/signatures.ts";
 
 const COMMANDS: Command[] = [
   serveCommand,
@@ -47,6 +49,7 @@ const COMMANDS: Command[] = [
   statusCommand,
   watchCommand,
   deployCommand,
+  keygenCommand,
   simulateCommand,
 ];
 
@@ -92,7 +95,7 @@ export async function main(argv: string[]): Promise<number> {
     const known = error instanceof ClientError ||
       error instanceof SettingsError || error instanceof StartError ||
       error instanceof ManifestError || error instanceof ConfigFileError ||
-      error instanceof RenderError ||
+      error instanceof RenderError || error instanceof PublisherKeyError ||
       error instanceof Deno.errors.NotFound;
     if (known) {
       console.error(`error: ${(error as Error).message}`);

@@ -88,6 +88,30 @@ export interface ServerSentEvent {
   readonly id: string | undefined;
 }
 
+/**
+ * Signs changes for instances that require publisher signatures: stamps a
+ * version and signs key, version and value. `PublisherSigner` in
+ * `security/signatures.ts` implements it.
+ */
+export interface ChangeSigner {
+  sign(
+    key: string,
+    value: string | null,
+  ): Promise<{ version: readonly [number, number, string]; sig?: string }>;
+}
+
+/** Options of a {@link GrapevineClient}. */
+export interface ClientOptions {
+  /** Milliseconds before a request fails; 10 s by default. */
+  readonly timeoutMs?: number;
+  /** Bearer token sent with every request: the admin or the read token. */
+  readonly token?: string;
+  /** Signs every write; needed where instances require signatures. */
+  readonly signer?: ChangeSigner;
+  /** The fetch function to use, such as one bound to a `Deno.HttpClient`. */
+  readonly fetch?: typeof fetch;
+}
+
 /** Raised for a failed request; carries the API's error code when there is one. */
 export class ClientError extends Error {
   /** HTTP status, or 0 when no response arrived. */
@@ -118,10 +142,16 @@ export class GrapevineClient {
   /** Base URL of the instance. */
   readonly baseUrl: string;
   readonly #timeoutMs: number;
+  readonly #token: string | undefined;
+  readonly #signer: ChangeSigner | undefined;
+  readonly #fetch: typeof fetch;
 
-  constructor(baseUrl: string, options: { timeoutMs?: number } = {}) {
+  constructor(baseUrl: string, options: ClientOptions = {}) {
     this.baseUrl = baseUrl.replace(/\/$/, "");
     this.#timeoutMs = options.timeoutMs ?? 10_000;
+    this.#token = options.token;
+    this.#signer = options.signer;
+    this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
   }
 
   /** Reads a key; `undefined` when it does not exist. */
@@ -136,16 +166,32 @@ export class GrapevineClient {
     }
   }
 
-  /** Sets a key to a JSON value; resolves once the instance committed it. */
-  put(key: string, value: unknown): Promise<{ key: string; version: string }> {
-    return this.#request("PUT", configPath(key), value);
+  /**
+   * Sets a key to a JSON value; resolves once the instance committed it.
+   * With a signer, the write carries the publisher's version and signature.
+   */
+  async put(
+    key: string,
+    value: unknown,
+  ): Promise<{ key: string; version: string }> {
+    const text = JSON.stringify(value);
+    if (text === undefined) {
+      throw new ClientError(
+        `Value of ${key} has no JSON form`,
+        0,
+        "invalid_value",
+      );
+    }
+    const headers = await this.#signatureHeaders(key, text);
+    return await this.#request("PUT", configPath(key), text, headers);
   }
 
-  /** Deletes a key. */
-  delete(
+  /** Deletes a key; with a signer, the delete is signed too. */
+  async delete(
     key: string,
   ): Promise<{ key: string; version: string; existed: boolean }> {
-    return this.#request("DELETE", configPath(key));
+    const headers = await this.#signatureHeaders(key, null);
+    return await this.#request("DELETE", configPath(key), undefined, headers);
   }
 
   /** Lists live entries, optionally under a key prefix. */
@@ -158,11 +204,27 @@ export class GrapevineClient {
     return body.entries;
   }
 
-  /** Sets and deletes many keys in one request. */
-  batch(
+  /** Sets and deletes many keys in one request; with a signer, signs each. */
+  async batch(
     changes: { set?: Record<string, unknown>; delete?: string[] },
   ): Promise<{ count: number; versions: Record<string, string> }> {
-    return this.#request("POST", "/v1/config", changes);
+    const body: {
+      set?: Record<string, unknown>;
+      delete?: string[];
+      signed?: Record<string, { version: string; sig: string }>;
+    } = { ...changes };
+    if (this.#signer) {
+      const signed: Record<string, { version: string; sig: string }> = {};
+      for (const [key, value] of Object.entries(changes.set ?? {})) {
+        if (value === undefined) continue;
+        signed[key] = await this.#sign(key, JSON.stringify(value));
+      }
+      for (const key of changes.delete ?? []) {
+        signed[key] = await this.#sign(key, null);
+      }
+      body.signed = signed;
+    }
+    return await this.#request("POST", "/v1/config", JSON.stringify(body));
   }
 
   /** Reads the instance's status report. */
@@ -220,10 +282,11 @@ export class GrapevineClient {
       try {
         let response: Response;
         try {
-          response = await fetch(url, {
+          response = await this.#fetch(url, {
             headers: {
               accept: "text/event-stream",
               ...(lastId ? { "last-event-id": lastId } : {}),
+              ...this.#authorization(),
             },
             signal: controller.signal,
           });
@@ -294,19 +357,50 @@ export class GrapevineClient {
     }
   }
 
-  async #request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  #authorization(): Record<string, string> {
+    return this.#token ? { authorization: `Bearer ${this.#token}` } : {};
+  }
+
+  async #sign(
+    key: string,
+    value: string | null,
+  ): Promise<{ version: string; sig: string }> {
+    const { version, sig } = await this.#signer!.sign(key, value);
+    return { version: version.join("."), sig: sig ?? "" };
+  }
+
+  async #signatureHeaders(
+    key: string,
+    value: string | null,
+  ): Promise<Record<string, string>> {
+    if (!this.#signer) return {};
+    const { version, sig } = await this.#sign(key, value);
+    return { "grapevine-version": version, "grapevine-signature": sig };
+  }
+
+  /** Sends a request; `body` is JSON text. */
+  async #request<T>(
+    method: string,
+    path: string,
+    body?: string,
+    extraHeaders: Record<string, string> = {},
+  ): Promise<T> {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), this.#timeoutMs);
     const url = this.baseUrl + path;
     try {
       let response: Response;
       try {
-        response = await fetch(url, {
+        response = await this.#fetch(url, {
           method,
-          headers: body === undefined
-            ? {}
-            : { "content-type": "application/json" },
-          body: body === undefined ? undefined : JSON.stringify(body),
+          headers: {
+            ...(body === undefined
+              ? {}
+              : { "content-type": "application/json" }),
+            ...this.#authorization(),
+            ...extraHeaders,
+          },
+          body,
           signal: controller.signal,
         });
       } catch (error) {

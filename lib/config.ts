@@ -340,6 +340,100 @@ export const SETTINGS = {
     max: 100_000,
     help: "Most keys one batch write over HTTP may set or delete",
   },
+  maxFramesPerSecond: {
+    kind: "int",
+    default: 1000,
+    min: 10,
+    max: 1_000_000,
+    help:
+      "Frames one link may receive per second, with bursts of the same size; a link that sends faster is closed",
+  },
+  maxInvalidFrames: {
+    kind: "int",
+    default: 100,
+    min: 1,
+    max: 1_000_000,
+    help:
+      "Invalid frames one link may send per minute before it is closed; frames of an unknown type or protocol version are only counted",
+  },
+  maxSendBufferBytes: {
+    kind: "int",
+    default: 8 * 1024 * 1024,
+    min: 65_536,
+    max: 1024 * 1024 * 1024,
+    help:
+      "Bytes queued and unsent on one link; a peer that reads too slowly to stay under it is disconnected",
+  },
+  maxLinksPerAddress: {
+    kind: "int",
+    default: 16,
+    min: 1,
+    max: 10_000,
+    help:
+      "Open /gossip WebSockets from one remote address, authenticated or not; more are rejected with HTTP 429",
+  },
+  maxRequestsPerSecond: {
+    kind: "int",
+    default: 200,
+    min: 1,
+    max: 1_000_000,
+    help:
+      "HTTP requests per second from one client address, with bursts of twice that; more are rejected with HTTP 429",
+  },
+  clientIpHeader: {
+    kind: "string",
+    default: "",
+    help:
+      "Request header with the client address, such as fly-client-ip, for rate limits behind a trusted proxy. Default: the TCP peer address",
+  },
+  fleetKeysEnv: {
+    kind: "string",
+    default: "GRAPEVINE_FLEET_KEYS",
+    help:
+      "Name of the environment variable with the fleet keys, comma-separated; the first one is used to dial. Unset or empty: the fleet is open to anyone",
+  },
+  adminTokenEnv: {
+    kind: "string",
+    default: "GRAPEVINE_ADMIN_TOKEN",
+    help:
+      "Name of the environment variable with the admin token that writes need; several, comma-separated, during a rotation. Unset or empty: anyone may write",
+  },
+  readTokenEnv: {
+    kind: "string",
+    default: "GRAPEVINE_READ_TOKEN",
+    help:
+      "Name of the environment variable with the read token (or several, comma-separated), accepted for reads when readAccess is token",
+  },
+  readAccess: {
+    kind: "enum",
+    default: "open",
+    choices: ["open", "token"],
+    help:
+      "Whether reads (config, status, watch, metrics) are open to anyone or need the read token or the admin token",
+  },
+  publisherKeys: {
+    kind: "list",
+    default: [],
+    help:
+      "Comma-separated Ed25519 public keys (base64url) of the publishers; when set, every update must be signed by one of them",
+  },
+  tlsCert: {
+    kind: "string",
+    default: "",
+    help:
+      "Path of a PEM certificate chain; with tlsKey the instance serves HTTPS and advertises an https:// URL",
+  },
+  tlsKey: {
+    kind: "string",
+    default: "",
+    help: "Path of the PEM private key of tlsCert",
+  },
+  tlsCa: {
+    kind: "string",
+    default: "",
+    help:
+      "Path of PEM CA certificates trusted, besides the system's, when dialling peers over wss:// and https://",
+  },
   logLevel: {
     kind: "enum",
     default: "info",
@@ -427,6 +521,7 @@ export type Settings = {
     : K extends "rumorFirstPush" ? "at_once" | "next_round"
     : K extends "dissemination" ? "tree" | "random" | "flood"
     : K extends "antiEntropyMode" ? SyncDirection
+    : K extends "readAccess" ? "open" | "token"
     : string;
 };
 
@@ -467,6 +562,34 @@ const SettingsSchema = z.object(
       path: ["activeViewSize"],
       message: "must not be greater than maxLinks",
     });
+  }
+  if ((settings.tlsCert === "") !== (settings.tlsKey === "")) {
+    context.addIssue({
+      code: "custom",
+      path: [settings.tlsCert === "" ? "tlsCert" : "tlsKey"],
+      message: "tlsCert and tlsKey must be set together",
+    });
+  }
+  for (const [index, key] of settings.publisherKeys.entries()) {
+    if (!/^[A-Za-z0-9_-]{43}$/.test(key)) {
+      context.addIssue({
+        code: "custom",
+        path: ["publisherKeys", index],
+        message:
+          "must be an Ed25519 public key: 32 bytes in base64url, 43 characters (main.ts keygen publisher prints one)",
+      });
+    }
+  }
+  for (const name of ["fleetKeysEnv", "adminTokenEnv", "readTokenEnv"]) {
+    const value = settings[name as "fleetKeysEnv"];
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(value)) {
+      context.addIssue({
+        code: "custom",
+        path: [name],
+        message:
+          "must be the name of an environment variable (letters, digits and _), not the secret itself",
+      });
+    }
   }
   for (const [index, seed] of settings.seeds.entries()) {
     if (!isHttpUrl(seed)) {

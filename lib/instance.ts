@@ -13,14 +13,27 @@ import { buildStatus, type StatusReport } from "./http/status.ts";
 import { Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { exportOtelMetrics, otelEnabled } from "./otel.ts";
-import { LinkManager } from "./net/link_manager.ts";
+import { type AcceptOptions, LinkManager } from "./net/link_manager.ts";
 import { runHttpSync } from "./net/http_sync.ts";
 import { sendDatagram } from "./net/datagram.ts";
 import type { Frame } from "./protocol/messages.ts";
 import { formatVersion } from "./protocol/clock.ts";
 import type { Entry } from "./protocol/entry.ts";
 import { Counters } from "./protocol/counters.ts";
-import { type Change, GossipNode, type NodeEvent } from "./protocol/node.ts";
+import {
+  type Change,
+  GossipNode,
+  type NodeEvent,
+  WriteError,
+} from "./protocol/node.ts";
+import { KeyringError } from "./security/fleet_auth.ts";
+import {
+  loadSecurity,
+  type Security,
+  securityWarnings,
+} from "./security/setup.ts";
+import { frameEntries, PublisherKeyError } from "./security/signatures.ts";
+import { TokenError } from "./security/tokens.ts";
 import { CommitQueue } from "./store/commit_queue.ts";
 import { KvStore } from "./store/kv_store.ts";
 import type { Store } from "./store/store.ts";
@@ -72,6 +85,8 @@ export class Instance implements InstanceApi, AsyncDisposable {
   readonly url: string | null;
   /** Port the HTTP server listens on. */
   readonly port: number;
+  /** Fleet keys, access tokens and publisher keys. */
+  readonly security: Security;
   readonly #store: Store;
   readonly #queue: CommitQueue;
   readonly #links: LinkManager;
@@ -79,6 +94,8 @@ export class Instance implements InstanceApi, AsyncDisposable {
   readonly #abort = new AbortController();
   readonly #startedMs = Date.now();
   readonly #tasks = new Set<Promise<unknown>>();
+  /** HTTP client that trusts `tlsCa`, for dials and HTTP anti-entropy. */
+  readonly #client: Deno.HttpClient | undefined;
   #app: ReturnType<typeof createApp> | undefined;
   #tickTimer: ReturnType<typeof setInterval> | undefined;
   #lastSyncWriteMs = 0;
@@ -88,6 +105,8 @@ export class Instance implements InstanceApi, AsyncDisposable {
     settings: Settings;
     store: Store;
     log: Logger;
+    security: Security;
+    caCerts: string[] | undefined;
     build: (instance: Instance) => {
       node: GossipNode;
       server: Deno.HttpServer;
@@ -98,6 +117,10 @@ export class Instance implements InstanceApi, AsyncDisposable {
     this.settings = parts.settings;
     this.#store = parts.store;
     this.log = parts.log;
+    this.security = parts.security;
+    this.#client = parts.caCerts &&
+      Deno.createHttpClient({ caCerts: parts.caCerts });
+    const verifier = this.security.verifier;
     this.feed = new ChangeFeed(FEED_CAPACITY, crypto.randomUUID().slice(0, 8));
     this.#queue = new CommitQueue(
       this.#store,
@@ -108,14 +131,17 @@ export class Instance implements InstanceApi, AsyncDisposable {
       (ms, ops) => this.metrics.observeCommit(ms, ops),
     );
     this.#links = new LinkManager({
-      settings: {
-        ...this.settings,
-        maxSendBufferBytes: 8 * this.settings.maxFrameBytes,
-      },
+      settings: this.settings,
       counters: this.counters,
       log: this.log,
       self: () => this.node.self,
       node: () => this.node,
+      auth: this.security.auth,
+      client: this.#client,
+      prepare: verifier && ((frame) => {
+        const entries = frameEntries(frame);
+        return entries.length > 0 ? verifier.admit(entries) : undefined;
+      }),
     });
     const built = parts.build(this);
     this.node = built.node;
@@ -137,13 +163,27 @@ export class Instance implements InstanceApi, AsyncDisposable {
    * Opens the KV file, loads the saved state, starts the HTTP server and
    * joins the fleet through the seeds.
    *
-   * @throws {StartError} when the KV file belongs to another instance id or
-   * the port is taken.
+   * @throws {StartError} when the KV file belongs to another instance id,
+   * the port is taken, or a key, token or TLS file cannot be used.
    */
   static async start(
     settings: Settings,
-    options: { log?: Logger; store?: Store } = {},
+    options: {
+      log?: Logger;
+      store?: Store;
+      /** Reads secrets; the process environment by default. */
+      env?: (name: string) => string | undefined;
+    } = {},
   ): Promise<Instance> {
+    const security = await loadSecurity(settings, options.env).catch(
+      (error) => {
+        const known = error instanceof KeyringError ||
+          error instanceof TokenError || error instanceof PublisherKeyError;
+        if (!known) throw error;
+        throw new StartError(error.message, { cause: error });
+      },
+    );
+    const tls = await readTlsFiles(settings);
     const kvPath = settings.kvPath ||
       `.grapevine/${settings.id ?? "node"}.kv`;
     let store = options.store;
@@ -183,8 +223,13 @@ export class Instance implements InstanceApi, AsyncDisposable {
         settings: { ...settings, id },
         store,
         log,
-        build: (self) => self.#build(id, state),
+        security,
+        caCerts: tls.ca,
+        build: (self) => self.#build(id, state, tls),
       });
+      for (const warning of securityWarnings(security, settings)) {
+        log.warn(warning);
+      }
       instance.#startTimers();
       log.info("instance started", {
         url: instance.url,
@@ -194,6 +239,9 @@ export class Instance implements InstanceApi, AsyncDisposable {
         rumors: instance.node.activeRumors,
         kv: kvPath,
         seeds: settings.seeds,
+        tls: tls.cert !== undefined,
+        fleet_key_ids: security.auth.keyring.ids,
+        signatures_required: security.verifier !== undefined,
       });
       return instance;
     } catch (error) {
@@ -216,14 +264,44 @@ export class Instance implements InstanceApi, AsyncDisposable {
    */
   async write(changes: Change[]): Promise<Entry[]> {
     if (this.#closed) throw new Error("Instance is closed");
+    const verifier = this.security.verifier;
+    if (verifier) {
+      for (const change of changes) {
+        if (change.version === undefined) {
+          throw new WriteError(change.key, {
+            code: "unsigned",
+            message:
+              `Write of ${change.key} is not signed, and this instance requires publisher signatures; sign it with the publisher key (main.ts push reads GRAPEVINE_SIGNING_KEY)`,
+          });
+        }
+        const problem = await verifier.verify({
+          key: change.key,
+          value: change.value,
+          version: change.version,
+          sig: change.sig,
+        });
+        if (problem) {
+          throw new WriteError(change.key, {
+            code: problem,
+            message: problem === "unsigned"
+              ? `Write of ${change.key} has a version but no signature`
+              : `Signature of ${change.key} does not verify with any publisher key`,
+          });
+        }
+      }
+    }
     const { entries, ops } = this.node.stampWrite(changes);
     await this.#queue.enqueue(ops);
     this.node.applyLocal(entries);
     return entries;
   }
 
-  acceptLink(socket: WebSocket): void {
-    this.#links.accept(socket);
+  acceptLink(socket: WebSocket, options: AcceptOptions): void {
+    this.#links.accept(socket, options);
+  }
+
+  socketsFrom(address: string): number {
+    return this.#links.socketsFrom(address);
   }
 
   status(): StatusReport {
@@ -258,12 +336,17 @@ export class Instance implements InstanceApi, AsyncDisposable {
     return this.close();
   }
 
-  #build(id: string, state: Awaited<ReturnType<Store["load"]>>) {
+  #build(
+    id: string,
+    state: Awaited<ReturnType<Store["load"]>>,
+    tls: TlsFiles,
+  ) {
     const settings = this.settings;
     const server = Deno.serve({
       hostname: settings.host,
       port: settings.port,
       onListen: () => {},
+      ...(tls.cert ? { cert: tls.cert, key: tls.key } : {}),
     }, (request, info) => {
       if (!this.#app) return new Response("starting", { status: 503 });
       return this.#app.fetch(request, { remoteAddr: info.remoteAddr });
@@ -275,9 +358,11 @@ export class Instance implements InstanceApi, AsyncDisposable {
         { host: settings.host },
       );
     }
+    const scheme = tls.cert ? "https" : "http";
     const url = settings.advertiseUrl === "none"
       ? null
-      : settings.advertiseUrl || `http://${urlHost(settings.host)}:${port}`;
+      : settings.advertiseUrl ||
+        `${scheme}://${urlHost(settings.host)}:${port}`;
 
     const node = new GossipNode({
       settings,
@@ -286,6 +371,8 @@ export class Instance implements InstanceApi, AsyncDisposable {
       random: Math.random,
       counters: this.counters,
       state,
+      admitEntry: this.security.verifier &&
+        ((entry) => this.security.verifier!.check(entry)),
       effects: {
         send: (link, frame) => this.#links.send(link, frame),
         closeLink: (link, reason) => this.#links.close(link, reason),
@@ -324,6 +411,8 @@ export class Instance implements InstanceApi, AsyncDisposable {
       timeoutMs: this.settings.probeTimeoutMs,
       maxFrameBytes: this.settings.maxFrameBytes,
       signal: this.#abort.signal,
+      auth: this.security.auth,
+      client: this.#client,
     });
     if (answer && !this.#closed) this.node.handleDatagram(answer);
   }
@@ -338,6 +427,10 @@ export class Instance implements InstanceApi, AsyncDisposable {
       timeoutMs: this.settings.syncTimeoutMs,
       signal: this.#abort.signal,
       counters: this.counters,
+      auth: this.security.auth,
+      client: this.#client,
+      admit: this.security.verifier &&
+        ((entries) => this.security.verifier!.admit(entries)),
     });
   }
 
@@ -438,6 +531,7 @@ export class Instance implements InstanceApi, AsyncDisposable {
     await Promise.allSettled([...this.#tasks]);
     await this.#queue.flush();
     this.#store.close();
+    this.#client?.close();
     this.log.info("instance stopped");
   }
 }
@@ -445,4 +539,34 @@ export class Instance implements InstanceApi, AsyncDisposable {
 function urlHost(host: string): string {
   if (host === "0.0.0.0" || host === "::") return "127.0.0.1";
   return host.includes(":") ? `[${host}]` : host;
+}
+
+/** TLS material read at start. */
+interface TlsFiles {
+  readonly cert?: string;
+  readonly key?: string;
+  /** CA certificates trusted when dialling peers. */
+  readonly ca?: string[];
+}
+
+async function readTlsFiles(
+  settings: Pick<Settings, "tlsCert" | "tlsKey" | "tlsCa">,
+): Promise<TlsFiles> {
+  const read = async (path: string, what: string) => {
+    try {
+      return await Deno.readTextFile(path);
+    } catch (error) {
+      throw new StartError(
+        `Cannot read the ${what} ${path}: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+  };
+  const files: { cert?: string; key?: string; ca?: string[] } = {};
+  if (settings.tlsCert) {
+    files.cert = await read(settings.tlsCert, "TLS certificate");
+    files.key = await read(settings.tlsKey, "TLS private key");
+  }
+  if (settings.tlsCa) files.ca = [await read(settings.tlsCa, "CA file")];
+  return files;
 }

@@ -82,6 +82,25 @@ export const KNOWN_COUNTERS: Readonly<
     labels: [],
   },
   kv_commit_failures: { help: "KV commits that failed", labels: [] },
+  auth_failures: {
+    help:
+      "Fleet key proofs rejected, by endpoint (gossip, sync, link, sync_response) and reason",
+    labels: ["endpoint", "reason"],
+  },
+  links_rejected: {
+    help:
+      "Links closed for breaking a limit or failing authentication, by close reason",
+    labels: ["reason"],
+  },
+  requests_rejected: {
+    help: "HTTP requests rejected by a token check or a rate limit, by reason",
+    labels: ["reason"],
+  },
+  frame_errors: {
+    help:
+      "Frames whose handling failed inside the instance; the link is closed",
+    labels: [],
+  },
 };
 
 /** Member states always exported, with 0 when no member is in them. */

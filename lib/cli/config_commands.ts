@@ -15,6 +15,12 @@ import {
   type OptionSpec,
   UsageError,
 } from "./command.ts";
+import {
+  readSigner,
+  readToken,
+  signingOption,
+  tokenOption,
+} from "./credentials.ts";
 import { manifestPath } from "./fleet.ts";
 
 /** Options shared by every client command. */
@@ -29,19 +35,30 @@ export const targetOptions: Record<string, OptionSpec> = {
     value: "PATH",
     help: "Fleet manifest for the default URL (default: deploy.yml)",
   },
+  ...tokenOption,
 };
 
 /** Most changes sent in one batch request. */
 const BATCH_SIZE = 500;
 
-/** Returns a client of `--url`, or of the manifest's first instance. */
-export async function clientFor(args: Args): Promise<GrapevineClient> {
+/**
+ * Returns a client of `--url`, or of the manifest's first instance, with
+ * the bearer token and, when `sign` is set, the publisher's signer.
+ */
+export async function clientFor(
+  args: Args,
+  options: { sign?: boolean } = {},
+): Promise<GrapevineClient> {
+  const token = await readToken(args);
+  const signer = options.sign ? await readSigner(args) : undefined;
+  let url: string;
   if (typeof args.values.url === "string") {
-    return new GrapevineClient(args.values.url);
+    url = args.values.url;
+  } else {
+    const path = manifestPath(args);
+    url = planInstances(await loadManifest(path), dirname(path))[0]!.url;
   }
-  const path = manifestPath(args);
-  const [first] = planInstances(await loadManifest(path), dirname(path));
-  return new GrapevineClient(first!.url);
+  return new GrapevineClient(url, { token, signer });
 }
 
 /** Parses a command-line value: JSON when it parses, otherwise a string. */
@@ -74,6 +91,7 @@ export const pushCommand: Command = {
   ].join("\n"),
   options: {
     ...targetOptions,
+    ...signingOption,
     file: { type: "string", value: "FILE", help: "JSON or YAML file to push" },
     depth: {
       type: "string",
@@ -92,7 +110,7 @@ export const pushCommand: Command = {
     json: { type: "boolean", help: "Print the result as JSON" },
   },
   async run(args) {
-    const client = await clientFor(args);
+    const client = await clientFor(args, { sign: true });
     const file = args.values.file;
     if (typeof file === "string") {
       if (args.positionals.length > 0) {
@@ -165,6 +183,7 @@ export const deleteCommand: Command = {
     "Delete a key. The delete spreads like a write, as a tombstone that wins over older values.",
   options: {
     ...targetOptions,
+    ...signingOption,
     json: { type: "boolean", help: "Print the result as JSON" },
   },
   async run(args) {
@@ -172,7 +191,7 @@ export const deleteCommand: Command = {
     if (key === undefined || rest.length > 0) {
       throw new UsageError("Expected one KEY");
     }
-    const client = await clientFor(args);
+    const client = await clientFor(args, { sign: true });
     const result = await client.delete(key);
     if (args.values.json) print(result);
     else {

@@ -12,6 +12,7 @@ import type { StatusReport } from "../http/status.ts";
 import { loadManifest, planInstances } from "../manifest.ts";
 import { parseUpdateId } from "../update_tracker.ts";
 import { type Args, type Command, intOption, UsageError } from "./command.ts";
+import { readToken, tokenOption } from "./credentials.ts";
 import { manifestPath } from "./fleet.ts";
 import { printUpdateStatus, updateStatus } from "./update_status.ts";
 
@@ -29,11 +30,14 @@ export interface FleetStatus {
   readonly instances: InstanceStatus[];
 }
 
-/** Queries every URL once. */
-export async function fleetStatus(urls: string[]): Promise<FleetStatus> {
+/** Queries every URL once, with a bearer token if given. */
+export async function fleetStatus(
+  urls: string[],
+  token?: string,
+): Promise<FleetStatus> {
   const instances = await Promise.all(urls.map(async (url) => {
     try {
-      const report = await new GrapevineClient(url, { timeoutMs: 3000 })
+      const report = await new GrapevineClient(url, { timeoutMs: 3000, token })
         .status();
       return { url, report };
     } catch (error) {
@@ -196,6 +200,7 @@ export const statusCommand: Command = {
         "Update id KEY@VERSION, as push prints it (set KEY at version VERSION)",
     },
     json: { type: "boolean", help: "Print the reports as JSON" },
+    ...tokenOption,
   },
   details: [
     "With --update, --wait polls until every instance has the update.",
@@ -203,6 +208,7 @@ export const statusCommand: Command = {
   ].join("\n"),
   async run(args) {
     const urls = await fleetUrls(args);
+    const token = await readToken(args);
     const waitMs = intOption(args, "wait", 0, 0, 3600) * 1000;
     const deadline = Date.now() + waitMs;
     if (typeof args.values.update === "string") {
@@ -212,18 +218,18 @@ export const statusCommand: Command = {
       } catch (error) {
         throw new UsageError((error as Error).message);
       }
-      let rows = await updateStatus(urls, id);
+      let rows = await updateStatus(urls, id, token);
       while (!rows.complete && Date.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, 250));
-        rows = await updateStatus(urls, id);
+        rows = await updateStatus(urls, id, token);
       }
       printUpdateStatus(rows, Boolean(args.values.json));
       return rows.complete ? 0 : 1;
     }
-    let status = await fleetStatus(urls);
+    let status = await fleetStatus(urls, token);
     while (!status.agree && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 250));
-      status = await fleetStatus(urls);
+      status = await fleetStatus(urls, token);
     }
 
     if (args.values.json) {

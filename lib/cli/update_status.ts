@@ -28,10 +28,11 @@ export interface UpdateStatus {
 export async function updateStatus(
   urls: string[],
   id: string,
+  token?: string,
 ): Promise<UpdateStatus> {
   const instances = await Promise.all(urls.map(async (url) => {
     try {
-      const client = new GrapevineClient(url, { timeoutMs: 3000 });
+      const client = new GrapevineClient(url, { timeoutMs: 3000, token });
       return { url, report: await client.update(id) };
     } catch (error) {
       return { url, error: (error as Error).message };

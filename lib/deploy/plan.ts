@@ -6,7 +6,12 @@
  * @module
  */
 
-import { envName, type SettingName, type Settings } from "../config.ts";
+import {
+  envName,
+  type SettingName,
+  SETTINGS,
+  type Settings,
+} from "../config.ts";
 import { type Manifest, manifestSettings } from "../manifest.ts";
 
 /** One file written by a target, relative to the output folder. */
@@ -121,6 +126,14 @@ export function instanceEnv(
   set("advertiseUrl", values.advertiseUrl);
   set("kvPath", values.kvPath);
   set("seeds", values.seeds);
+  // The instance reads its secrets from the variables the manifest names.
+  const { fleet_keys_env, admin_token_env } = manifest.security;
+  if (fleet_keys_env !== SETTINGS.fleetKeysEnv.default) {
+    set("fleetKeysEnv", fleet_keys_env);
+  }
+  if (admin_token_env !== SETTINGS.adminTokenEnv.default) {
+    set("adminTokenEnv", admin_token_env);
+  }
   const settings: Partial<Settings> = manifestSettings(manifest);
   for (const [name, value] of Object.entries(settings)) {
     set(name as SettingName, value);

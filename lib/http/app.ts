@@ -8,6 +8,12 @@
  * GET responses allow any origin (CORS), so that a dashboard served by one
  * instance can read every other; writes do not.
  *
+ * Guards (see guards.ts): every request counts against a rate limit per
+ * client address. Writes need the admin token when one is set, and reads
+ * need a token when `readAccess` is `token`; `/healthz` and the dashboard's
+ * static files are always open. `/gossip` and `/v1/sync` take fleet key
+ * proofs instead of tokens (see fleet_auth.ts).
+ *
  * @module
  */
 
@@ -20,15 +26,24 @@ import type { Settings } from "../config.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Counters } from "../protocol/counters.ts";
-import { formatVersion } from "../protocol/clock.ts";
+import {
+  formatVersion,
+  parseVersion,
+  type Version,
+} from "../protocol/clock.ts";
 import { checkKey, type Entry } from "../protocol/entry.ts";
 import {
   encodeFrame,
+  NODE_ID_PATTERN,
   parseFrame,
   PROTOCOL_VERSION,
+  SignatureSchema,
   SyncRequestSchema,
 } from "../protocol/messages.ts";
 import { type Change, type GossipNode, WriteError } from "../protocol/node.ts";
+import type { AcceptOptions } from "../net/link_manager.ts";
+import { AUTH_HEADER } from "../security/fleet_auth.ts";
+import type { Security } from "../security/setup.ts";
 import {
   UpdateIdError,
   type UpdateReport,
@@ -36,6 +51,7 @@ import {
 } from "../update_tracker.ts";
 import { dashboardRoutes } from "./dashboard.ts";
 import { eventsResponse } from "./events.ts";
+import { clientAddress, rateLimit, requireAccess } from "./guards.ts";
 import { buildMembers, type StatusReport } from "./status.ts";
 import { watchResponse } from "./watch.ts";
 
@@ -52,8 +68,12 @@ export interface InstanceApi {
   readonly stopSignal: AbortSignal;
   /** Commits and applies client changes; resolves once they are durable. */
   write(changes: Change[]): Promise<Entry[]>;
+  /** Fleet keys, access tokens and publisher keys. */
+  readonly security: Security;
   /** Hands an upgraded `/gossip` socket to the link manager. */
-  acceptLink(socket: WebSocket): void;
+  acceptLink(socket: WebSocket, options: AcceptOptions): void;
+  /** Open `/gossip` sockets from a remote address. */
+  socketsFrom(address: string): number;
   status(): StatusReport;
   /** Reports one update on this instance. @throws {UpdateIdError} */
   updateReport(id: string): UpdateReport;
@@ -70,22 +90,38 @@ export type ErrorCode =
   | "body_too_large"
   | "not_found"
   | "upgrade_required"
+  | "unauthorized"
+  | "too_many_links"
+  | "invalid_signature"
+  | "future_version"
+  | "stale_version"
+  | "unsigned"
+  | "bad_signature"
   | "internal";
 
 /** Returns the JSON error response used throughout the API. */
 export function errorResponse(
   c: Context,
-  status: 400 | 404 | 413 | 426 | 500 | 503,
+  status: 400 | 401 | 403 | 404 | 409 | 413 | 426 | 429 | 500 | 503,
   code: ErrorCode,
   message: string,
 ): Response {
   return c.json({ error: { code, message } }, status);
 }
 
+/** A publisher's version and signature of one change. */
+const SignedSchema = z.strictObject({ version: z.string(), sig: z.string() });
+
 const BatchSchema = z.strictObject({
   set: z.record(z.string(), z.unknown()).optional(),
   delete: z.array(z.string()).optional(),
+  /** Versions and signatures by key, for signed updates. */
+  signed: z.record(z.string(), SignedSchema).optional(),
 });
+
+/** Request headers of a signed PUT or DELETE. */
+export const VERSION_HEADER = "grapevine-version";
+export const SIGNATURE_HEADER = "grapevine-signature";
 
 const SyncBodySchema = z.strictObject({
   v: z.literal(PROTOCOL_VERSION),
@@ -126,6 +162,8 @@ export function createApp(instance: InstanceApi): Hono {
       ),
   });
 
+  app.use("*", rateLimit(instance));
+
   // GET only: a page of another origin may read but not write.
   const allowOrigin = cors({ origin: "*", allowMethods: ["GET", "HEAD"] });
   app.use("*", (c, next) => {
@@ -136,6 +174,9 @@ export function createApp(instance: InstanceApi): Hono {
   });
 
   dashboardRoutes(app);
+
+  const read = requireAccess(instance, "read");
+  const write = requireAccess(instance, "write");
 
   app.get("/", (c) =>
     c.json({
@@ -159,16 +200,16 @@ export function createApp(instance: InstanceApi): Hono {
 
   app.get("/healthz", (c) => c.json({ ok: true, id: instance.node.id }));
 
-  app.get("/v1/status", (c) => c.json(instance.status()));
+  app.get("/v1/status", read, (c) => c.json(instance.status()));
 
-  app.get("/v1/members", (c) => c.json(buildMembers(instance.node)));
+  app.get("/v1/members", read, (c) => c.json(buildMembers(instance.node)));
 
-  app.get("/metrics", async (c) => {
+  app.get("/metrics", read, async (c) => {
     const text = await instance.metrics.text();
     return c.body(text, 200, { "content-type": instance.metrics.contentType });
   });
 
-  app.get("/v1/updates/:id{.+}", (c) => {
+  app.get("/v1/updates/:id{.+}", read, (c) => {
     try {
       return c.json(instance.updateReport(c.req.param("id")));
     } catch (error) {
@@ -179,9 +220,9 @@ export function createApp(instance: InstanceApi): Hono {
     }
   });
 
-  app.get("/v1/events", (c) => eventsResponse(c, instance));
+  app.get("/v1/events", read, (c) => eventsResponse(c, instance));
 
-  app.get("/v1/config", (c) => {
+  app.get("/v1/config", read, (c) => {
     const prefix = c.req.query("prefix") ?? "";
     const entries = [...instance.node.replica.entries()]
       .filter((entry) => entry.value !== null && entry.key.startsWith(prefix))
@@ -190,7 +231,7 @@ export function createApp(instance: InstanceApi): Hono {
     return c.json({ count: entries.length, entries });
   });
 
-  app.post("/v1/config", limit, async (c) => {
+  app.post("/v1/config", write, limit, async (c) => {
     const body = await readJson(c);
     if (!body.ok) return body.response;
     const parsed = BatchSchema.safeParse(body.value);
@@ -210,6 +251,16 @@ export function createApp(instance: InstanceApi): Hono {
     for (const key of parsed.data.delete ?? []) {
       changes.push({ key, value: null });
     }
+    const signed = parsed.data.signed ?? {};
+    for (const [index, change] of changes.entries()) {
+      const given = signed[change.key];
+      if (!given) continue;
+      const signature = readSignature(given.version, given.sig);
+      if (!signature.ok) {
+        return errorResponse(c, 400, "invalid_signature", signature.message);
+      }
+      changes[index] = { ...change, ...signature.value };
+    }
     if (changes.length > settings.maxBatchEntries) {
       return errorResponse(
         c,
@@ -226,7 +277,7 @@ export function createApp(instance: InstanceApi): Hono {
     }));
   });
 
-  app.get("/v1/config/:key{.+}", (c) => {
+  app.get("/v1/config/:key{.+}", read, (c) => {
     const key = c.req.param("key");
     const problem = checkKey(key, settings);
     if (problem) return errorResponse(c, 400, "invalid_key", problem);
@@ -237,28 +288,40 @@ export function createApp(instance: InstanceApi): Hono {
     return c.json(entryView(entry));
   });
 
-  app.put("/v1/config/:key{.+}", limit, async (c) => {
+  app.put("/v1/config/:key{.+}", write, limit, async (c) => {
     const key = c.req.param("key");
     const problem = checkKey(key, settings);
     if (problem) return errorResponse(c, 400, "invalid_key", problem);
+    const signature = signatureHeaders(c);
+    if (!signature.ok) {
+      return errorResponse(c, 400, "invalid_signature", signature.message);
+    }
     const body = await readJson(c);
     if (!body.ok) return body.response;
-    const change = { key, value: JSON.stringify(body.value) };
+    const change = {
+      key,
+      value: JSON.stringify(body.value),
+      ...signature.value,
+    };
     return await applyChanges(c, instance, [change], ([entry]) => ({
       key,
       version: formatVersion(entry!.version),
     }));
   });
 
-  app.delete("/v1/config/:key{.+}", async (c) => {
+  app.delete("/v1/config/:key{.+}", write, async (c) => {
     const key = c.req.param("key");
     const problem = checkKey(key, settings);
     if (problem) return errorResponse(c, 400, "invalid_key", problem);
+    const signature = signatureHeaders(c);
+    if (!signature.ok) {
+      return errorResponse(c, 400, "invalid_signature", signature.message);
+    }
     const existed = instance.node.get(key)?.value != null;
     return await applyChanges(
       c,
       instance,
-      [{ key, value: null }],
+      [{ key, value: null, ...signature.value }],
       ([entry]) => ({
         key,
         version: formatVersion(entry!.version),
@@ -270,11 +333,20 @@ export function createApp(instance: InstanceApi): Hono {
 
   app.get(
     "/v1/watch",
+    read,
     (c) => watchResponse(c, instance.feed, instance.node.id),
   );
 
   app.post("/v1/probe", limit, async (c) => {
-    const parsed = parseFrame(await c.req.text(), settings.maxFrameBytes);
+    const text = await c.req.text();
+    const { auth } = instance.security;
+    const proof = auth.enabled
+      ? auth.checkDial(c.req.header(AUTH_HEADER), "probe", text)
+      : undefined;
+    if (proof && !proof.ok) {
+      return peerRejected(c, instance, "probe", proof.reason);
+    }
+    const parsed = parseFrame(text, settings.maxFrameBytes);
     if (!parsed.ok) {
       return errorResponse(c, 400, "invalid_request", parsed.message);
     }
@@ -289,13 +361,23 @@ export function createApp(instance: InstanceApi): Hono {
     }
     const answer = instance.node.handleDatagram(frame);
     if (!answer) return c.body(null, 204);
-    return c.body(encodeFrame(answer), 200, {
-      "content-type": "application/json",
-    });
+    const reply = encodeFrame(answer);
+    if (proof?.ok) {
+      c.header(AUTH_HEADER, auth.responseHeader(proof.key, proof.nonce, reply));
+    }
+    return c.body(reply, 200, { "content-type": "application/json" });
   });
 
   app.post("/v1/sync", limit, async (c) => {
-    const body = await readJson(c);
+    const text = await c.req.text();
+    const { auth, verifier } = instance.security;
+    const proof = auth.enabled
+      ? auth.checkDial(c.req.header(AUTH_HEADER), "sync", text)
+      : undefined;
+    if (proof && !proof.ok) {
+      return peerRejected(c, instance, "sync", proof.reason);
+    }
+    const body = parseJson(c, text);
     if (!body.ok) return body.response;
     const parsed = SyncBodySchema.safeParse(body.value);
     if (!parsed.success) {
@@ -309,11 +391,18 @@ export function createApp(instance: InstanceApi): Hono {
         }: ${issue?.message}`,
       );
     }
+    await verifier?.admit(parsed.data.body.push);
     const response = instance.node.handleSyncRequest(
       parsed.data.body,
       parsed.data.from,
     );
-    const text = JSON.stringify(response);
+    const answer = JSON.stringify(response);
+    if (proof?.ok) {
+      c.header(
+        AUTH_HEADER,
+        auth.responseHeader(proof.key, proof.nonce, answer),
+      );
+    }
     instance.counters.inc(
       "sync_bytes",
       { direction: "in", via: "http" },
@@ -322,9 +411,9 @@ export function createApp(instance: InstanceApi): Hono {
     instance.counters.inc(
       "sync_bytes",
       { direction: "out", via: "http" },
-      text.length,
+      answer.length,
     );
-    return c.body(text, 200, { "content-type": "application/json" });
+    return c.body(answer, 200, { "content-type": "application/json" });
   });
 
   app.get("/gossip", (c) => {
@@ -336,10 +425,34 @@ export function createApp(instance: InstanceApi): Hono {
         "/gossip takes WebSocket connections only",
       );
     }
+    const { auth } = instance.security;
+    const proof = auth.enabled
+      ? auth.checkDial(c.req.header(AUTH_HEADER), "gossip")
+      : undefined;
+    if (proof && !proof.ok) {
+      return peerRejected(c, instance, "gossip", proof.reason);
+    }
+    const address = clientAddress(c, settings);
+    if (instance.socketsFrom(address) >= settings.maxLinksPerAddress) {
+      instance.counters.inc("requests_rejected", { reason: "too_many_links" });
+      instance.log.warn("link rejected: too many open links from one address", {
+        client: address,
+        limit: settings.maxLinksPerAddress,
+      });
+      return errorResponse(
+        c,
+        429,
+        "too_many_links",
+        `This address holds ${settings.maxLinksPerAddress} open links, the maximum`,
+      );
+    }
     const { socket, response } = Deno.upgradeWebSocket(c.req.raw, {
       idleTimeout: 0,
     });
-    instance.acceptLink(socket);
+    instance.acceptLink(socket, {
+      address,
+      auth: proof?.ok ? { key: proof.key, nonce: proof.nonce } : undefined,
+    });
     return response;
   });
 
@@ -369,6 +482,75 @@ export function createApp(instance: InstanceApi): Hono {
   return app;
 }
 
+/**
+ * Responds to a peer request whose fleet key proof failed: HTTP 401 with no
+ * detail for the client, and the reason in the log and the counters.
+ */
+function peerRejected(
+  c: Context,
+  instance: InstanceApi,
+  endpoint: "gossip" | "sync" | "probe",
+  reason: string,
+): Response {
+  instance.counters.inc("auth_failures", { endpoint, reason });
+  instance.log.warn("peer request rejected: fleet key proof failed", {
+    endpoint,
+    reason,
+    client: clientAddress(c, instance.settings),
+  });
+  return errorResponse(
+    c,
+    401,
+    "unauthorized",
+    "Fleet authentication failed",
+  );
+}
+
+type Parsed<T> = { ok: true; value: T } | { ok: false; message: string };
+
+/** Reads a publisher's version and signature. */
+function readSignature(
+  versionText: string,
+  sig: string,
+): Parsed<{ version: Version; sig: string }> {
+  const version = parseVersion(versionText);
+  if (!version || !NODE_ID_PATTERN.test(version[2])) {
+    return {
+      ok: false,
+      message: `Version ${
+        JSON.stringify(versionText.slice(0, 80))
+      } is invalid; expected WALL.COUNTER.NODE as the publisher stamped it`,
+    };
+  }
+  if (!SignatureSchema.safeParse(sig).success) {
+    return {
+      ok: false,
+      message:
+        "Signature is invalid; expected 64 bytes of Ed25519 signature in base64url",
+    };
+  }
+  return { ok: true, value: { version, sig } };
+}
+
+/** Reads the optional version and signature headers of a PUT or DELETE. */
+function signatureHeaders(
+  c: Context,
+): Parsed<{ version: Version; sig: string } | Record<string, never>> {
+  const version = c.req.header(VERSION_HEADER);
+  const sig = c.req.header(SIGNATURE_HEADER);
+  if (version === undefined && sig === undefined) {
+    return { ok: true, value: {} };
+  }
+  if (version === undefined || sig === undefined) {
+    return {
+      ok: false,
+      message:
+        `A signed write needs both the ${VERSION_HEADER} and the ${SIGNATURE_HEADER} header`,
+    };
+  }
+  return readSignature(version, sig);
+}
+
 async function readJson(
   c: Context,
 ): Promise<
@@ -377,7 +559,15 @@ async function readJson(
     response: Response;
   }
 > {
-  const text = await c.req.text();
+  return parseJson(c, await c.req.text());
+}
+
+function parseJson(
+  c: Context,
+  text: string,
+):
+  | { ok: true; value: unknown; size: number }
+  | { ok: false; response: Response } {
   if (text.trim() === "") {
     return {
       ok: false,
@@ -415,10 +605,23 @@ async function applyChanges<T>(
     return c.json(view(entries));
   } catch (error) {
     if (error instanceof WriteError) {
-      return error.code === "value_too_large"
-        ? errorResponse(c, 413, "value_too_large", error.message)
-        : errorResponse(c, 400, error.code, error.message);
+      return errorResponse(
+        c,
+        WRITE_ERROR_STATUS[error.code] ?? 400,
+        error.code,
+        error.message,
+      );
     }
     throw error;
   }
 }
+
+/** HTTP status of each write error that is not a plain 400. */
+const WRITE_ERROR_STATUS: Partial<
+  Record<WriteError["code"], 403 | 409 | 413>
+> = {
+  value_too_large: 413,
+  stale_version: 409,
+  unsigned: 403,
+  bad_signature: 403,
+};

@@ -1,7 +1,8 @@
 /**
  * Owns every open {@link PeerLink} of an instance and connects them to the
- * protocol core: dials on request, accepts upgraded sockets from `/gossip`,
- * and reports hellos, frames and closes to the node.
+ * protocol core: dials on request (with a fleet key proof when the fleet
+ * has keys), accepts upgraded sockets from `/gossip`, counts open sockets
+ * by remote address, and reports hellos, frames and closes to the node.
  *
  * @module
  */
@@ -15,7 +16,30 @@ import {
   type MemberInfo,
 } from "../protocol/messages.ts";
 import type { GossipNode } from "../protocol/node.ts";
-import { type LinkSettings, PeerLink } from "./peer_link.ts";
+import {
+  AUTH_HEADER,
+  type FleetAuth,
+  type FleetKey,
+} from "../security/fleet_auth.ts";
+import { AddressCounter } from "../security/rate_limit.ts";
+import { type LinkAuth, type LinkSettings, PeerLink } from "./peer_link.ts";
+
+/** Results of the upgrade checks of a socket accepted on `/gossip`. */
+export interface AcceptOptions {
+  /** Remote address of the client, for the per-address limit. */
+  readonly address: string;
+  /** The fleet key the dialler proved, and its nonce; absent in an open fleet. */
+  readonly auth?: { readonly key: FleetKey; readonly nonce: string };
+}
+
+/** Close codes after which a dialled instance is backed off like a failure. */
+const REJECTED_CODES: ReadonlySet<number> = new Set([
+  CLOSE_CODES.full,
+  CLOSE_CODES.protocolError,
+  CLOSE_CODES.unauthorized,
+  CLOSE_CODES.rateLimited,
+  CLOSE_CODES.tooManyInvalidFrames,
+]);
 
 /** Returns the WebSocket URL of an instance's `/gossip` endpoint. */
 export function gossipUrl(baseUrl: string): string {
@@ -33,6 +57,10 @@ export class LinkManager {
   readonly #log: Logger;
   readonly #self: () => MemberInfo;
   readonly #node: () => GossipNode;
+  readonly #auth: FleetAuth;
+  readonly #client: Deno.HttpClient | undefined;
+  readonly #prepare: ((frame: Frame) => Promise<void> | undefined) | undefined;
+  readonly #addresses = new AddressCounter();
   #stopped = false;
 
   constructor(options: {
@@ -41,12 +69,26 @@ export class LinkManager {
     log: Logger;
     self: () => MemberInfo;
     node: () => GossipNode;
+    /** Fleet keys; an empty keyring dials and accepts without proofs. */
+    auth: FleetAuth;
+    /** HTTP client for dials, such as one that trusts a private CA. */
+    client?: Deno.HttpClient;
+    /** Asynchronous checks of a frame before the node receives it. */
+    prepare?: (frame: Frame) => Promise<void> | undefined;
   }) {
     this.#settings = options.settings;
     this.#counters = options.counters;
     this.#log = options.log;
     this.#self = options.self;
     this.#node = options.node;
+    this.#auth = options.auth;
+    this.#client = options.client;
+    this.#prepare = options.prepare;
+  }
+
+  /** Open `/gossip` sockets from a remote address, closing ones included. */
+  socketsFrom(address: string): number {
+    return this.#addresses.count(address);
   }
 
   /** Number of open links, including those still waiting for a hello. */
@@ -57,25 +99,40 @@ export class LinkManager {
   /** Dials the instance at a base URL. */
   dial(url: string): void {
     if (this.#stopped) return;
+    const proof = this.#auth.dialProof("gossip");
     let socket: WebSocket;
     try {
-      socket = new WebSocket(gossipUrl(url));
+      socket = new WebSocket(gossipUrl(url), {
+        headers: proof ? { [AUTH_HEADER]: proof.header } : {},
+        client: this.#client,
+      });
     } catch (error) {
       this.#log.warn("dial failed", { url, error });
       this.#node().dialFailed(url);
       return;
     }
+    const auth: LinkAuth | undefined = proof && {
+      fleetAuth: this.#auth,
+      key: proof.key,
+      dialNonce: proof.nonce,
+    };
     this.#track(
       new PeerLink({
         ...this.#linkOptions(socket),
         outbound: true,
         dialedUrl: url,
+        auth,
       }),
     );
   }
 
-  /** Takes a socket accepted on `/gossip`. */
-  accept(socket: WebSocket): void {
+  /** Takes a socket accepted on `/gossip`, after its upgrade checks. */
+  accept(socket: WebSocket, options: AcceptOptions): void {
+    this.#addresses.open(options.address);
+    socket.addEventListener(
+      "close",
+      () => this.#addresses.close(options.address),
+    );
     if (this.#stopped) {
       socket.addEventListener(
         "open",
@@ -83,8 +140,13 @@ export class LinkManager {
       );
       return;
     }
+    const auth: LinkAuth | undefined = options.auth && {
+      fleetAuth: this.#auth,
+      key: options.auth.key,
+      dialNonce: options.auth.nonce,
+    };
     this.#track(
-      new PeerLink({ ...this.#linkOptions(socket), outbound: false }),
+      new PeerLink({ ...this.#linkOptions(socket), outbound: false, auth }),
     );
   }
 
@@ -130,6 +192,7 @@ export class LinkManager {
       settings: this.#settings,
       counters: this.#counters,
       self: this.#self,
+      prepare: this.#prepare,
       handlers: {
         hello: (link: PeerLink, member: MemberInfo) => {
           const decision = this.#node().linkOpened(
@@ -157,14 +220,34 @@ export class LinkManager {
             detail: message,
           });
         },
+        rejected: (link: PeerLink, reason: string, message: string) => {
+          this.#log.warn("link closed by policy", {
+            peer: link.peer?.id,
+            url: link.dialedUrl,
+            outbound: link.outbound,
+            reason,
+            detail: message,
+          });
+        },
         closed: (link: PeerLink, code: number, reason: string) => {
           this.#links.delete(link.id);
           const node = this.#node();
           node.linkClosed(link.id);
-          const rejected = code === CLOSE_CODES.full ||
-            code === CLOSE_CODES.protocolError;
+          const rejected = REJECTED_CODES.has(code);
           if (link.dialedUrl && (!link.peer || rejected) && !this.#stopped) {
             node.dialFailed(link.dialedUrl);
+          }
+          if (
+            link.dialedUrl && /status code: 40[13]/.test(link.socketError ?? "")
+          ) {
+            // The peer turned the upgrade away: it has other fleet keys.
+            this.#log.warn(
+              "dial rejected: the peer did not accept this instance's fleet key",
+              {
+                url: link.dialedUrl,
+                error: link.socketError,
+              },
+            );
           }
           this.#log.debug("link closed", {
             peer: link.peer?.id,

@@ -1,47 +1,100 @@
 /**
- * One WebSocket link to a peer: hello exchange, framing, keepalive and a
- * bound on unsent data.
+ * One WebSocket link to a peer: fleet authentication, hello exchange,
+ * framing, limits and keepalive.
  *
- * Both ends send a `hello` with their member record as soon as the socket
- * opens; the link counts as up once the peer's hello arrives. An idle link
- * sends a `ping` every keepalive interval and is closed when nothing has
- * arrived for the link timeout. A peer that does not read fills the
- * socket's send buffer; past the limit the link is closed instead of
- * queueing without bound.
+ * In a fleet with keys, the acceptor's first frame is an `auth` challenge
+ * that proves it holds the key the dialler named, and the dialler's first
+ * frame answers it (see fleet_auth.ts). Any other frame first closes the
+ * link with code 4007. Then both ends send a `hello` with their member
+ * record; the link counts as up once the peer's hello arrives. Without
+ * keys the hellos are sent as soon as the socket opens.
+ *
+ * Limits, each closing the link with its own code:
+ *
+ * - more than `maxFramesPerSecond` frames in a second (4008);
+ * - more than `maxInvalidFrames` invalid frames in a minute (4009); frames
+ *   of an unknown type or protocol version are counted but not held
+ *   against the peer, so that a newer instance can talk to an older one;
+ * - any invalid frame before the peer's hello (4003);
+ * - more than `maxSendBufferBytes` queued and unsent, because the peer
+ *   reads too slowly or not at all (4005);
+ * - nothing received for `linkTimeoutMs` (4004).
+ *
+ * Frames that need asynchronous work first (verifying signatures) are
+ * delivered in their order of arrival; at most {@link MAX_QUEUED_FRAMES}
+ * wait at once.
  *
  * @module
  */
 
+import type { Counters } from "../protocol/counters.ts";
 import {
   CLOSE_CODES,
   type CloseReason,
   encodeFrame,
   type Frame,
+  type FrameOf,
   type InvalidFrameKind,
   type MemberInfo,
   parseFrame,
   PROTOCOL_VERSION,
 } from "../protocol/messages.ts";
-import type { Counters } from "../protocol/counters.ts";
+import type { FleetAuth, FleetKey } from "../security/fleet_auth.ts";
+import { TokenBucket } from "../security/rate_limit.ts";
+
+/** Frames of one link that may wait for asynchronous checks at once. */
+export const MAX_QUEUED_FRAMES = 256;
 
 /** Settings a link reads. */
 export interface LinkSettings {
   readonly keepaliveIntervalMs: number;
   readonly linkTimeoutMs: number;
   readonly maxFrameBytes: number;
+  readonly maxEntriesPerFrame: number;
+  readonly maxFramesPerSecond: number;
+  readonly maxInvalidFrames: number;
   /** Bytes a link may have queued and unsent before it is closed. */
   readonly maxSendBufferBytes: number;
 }
 
-/** What a link reports to its owner. */
+/** Callbacks through which a link reports to its owner. */
 export interface LinkHandlers {
   hello(link: PeerLink, member: MemberInfo): void;
   frame(link: PeerLink, frame: Frame): void;
   invalid(link: PeerLink, kind: InvalidFrameKind, message: string): void;
+  /** The link is closed because the peer broke a limit or failed to authenticate. */
+  rejected(link: PeerLink, reason: CloseReason, message: string): void;
   closed(link: PeerLink, code: number, reason: string): void;
 }
 
+/** The fleet key of a link, and the nonce of the dialler's proof. */
+export interface LinkAuth {
+  readonly fleetAuth: FleetAuth;
+  readonly key: FleetKey;
+  readonly dialNonce: string;
+}
+
 let lastLinkId = 0;
+
+/** Kinds of invalid frames that do not count towards closing a link. */
+const TOLERATED_KINDS: ReadonlySet<InvalidFrameKind> = new Set([
+  "unknown_type",
+  "unsupported_version",
+]);
+
+/** Returns the number of entries a frame carries. */
+export function entryCount(frame: Frame): number {
+  switch (frame.type) {
+    case "rumor":
+      return frame.entries.length;
+    case "sync_request":
+      return frame.body.push.length;
+    case "sync_response":
+      return frame.body.entries.length;
+    default:
+      return 0;
+  }
+}
 
 /** A WebSocket link to one peer. */
 export class PeerLink {
@@ -53,16 +106,27 @@ export class PeerLink {
   readonly dialedUrl: string | undefined;
   /** The peer's member record, once its hello arrived. */
   peer: MemberInfo | undefined;
+  /** Message of the socket's error event, such as a failed handshake. */
+  socketError: string | undefined;
   readonly #socket: WebSocket;
   readonly #settings: LinkSettings;
   readonly #handlers: LinkHandlers;
   readonly #counters: Counters;
   readonly #self: () => MemberInfo;
+  readonly #auth: LinkAuth | undefined;
+  readonly #prepare: ((frame: Frame) => Promise<void> | undefined) | undefined;
+  readonly #frameBudget: TokenBucket;
+  readonly #invalidBudget: TokenBucket;
+  #authenticated: boolean;
+  /** The acceptor's challenge nonce, which the dialler must answer. */
+  #challengeNonce: string | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
   #lastReceivedMs = Date.now();
   #lastSentMs = 0;
   #pingSeq = 0;
   #closed = false;
+  #queue: Promise<void> = Promise.resolve();
+  #queued = 0;
   readonly #socketClosed = Promise.withResolvers<void>();
 
   constructor(options: {
@@ -73,6 +137,10 @@ export class PeerLink {
     handlers: LinkHandlers;
     counters: Counters;
     self: () => MemberInfo;
+    /** The fleet key and nonce; left out in an open fleet. */
+    auth?: LinkAuth;
+    /** Starts asynchronous checks of a frame before it is delivered. */
+    prepare?: (frame: Frame) => Promise<void> | undefined;
   }) {
     this.#socket = options.socket;
     this.outbound = options.outbound;
@@ -81,6 +149,15 @@ export class PeerLink {
     this.#handlers = options.handlers;
     this.#counters = options.counters;
     this.#self = options.self;
+    this.#auth = options.auth;
+    this.#prepare = options.prepare;
+    this.#authenticated = options.auth === undefined;
+    const { maxFramesPerSecond, maxInvalidFrames } = this.#settings;
+    this.#frameBudget = new TokenBucket(maxFramesPerSecond, maxFramesPerSecond);
+    this.#invalidBudget = new TokenBucket(
+      maxInvalidFrames / 60,
+      maxInvalidFrames,
+    );
 
     const socket = this.#socket;
     if (socket.readyState === WebSocket.OPEN) {
@@ -93,8 +170,9 @@ export class PeerLink {
       this.#finish(event.code, event.reason);
       this.#socketClosed.resolve();
     });
-    socket.addEventListener("error", () => {
+    socket.addEventListener("error", (event) => {
       // A "close" event always follows, which does the clean-up.
+      this.socketError = (event as ErrorEvent).message;
     });
     this.#timer = setInterval(
       () => this.#keepalive(),
@@ -117,11 +195,7 @@ export class PeerLink {
     if (this.#closed || this.#socket.readyState !== WebSocket.OPEN) {
       return false;
     }
-    if (this.#socket.bufferedAmount > this.#settings.maxSendBufferBytes) {
-      this.#counters.inc("links_closed_slow");
-      this.close("slowConsumer");
-      return false;
-    }
+    if (this.#sendBufferFull()) return false;
     const text = encodeFrame(frame);
     this.#socket.send(text);
     this.#lastSentMs = Date.now();
@@ -149,37 +223,91 @@ export class PeerLink {
   }
 
   #opened(): void {
+    const auth = this.#auth;
+    if (!auth) {
+      this.#sendHello();
+    } else if (!this.outbound) {
+      const challenge = auth.fleetAuth.challenge(auth.key, auth.dialNonce);
+      this.#challengeNonce = challenge.nonce;
+      this.send({ v: PROTOCOL_VERSION, type: "auth", ...challenge });
+    }
+    // A dialler with a key waits for the acceptor's challenge.
+  }
+
+  #sendHello(): void {
     this.send({ v: PROTOCOL_VERSION, type: "hello", member: this.#self() });
   }
 
+  /** Closes the link for a broken limit or failed authentication. */
+  #reject(reason: CloseReason, message: string): void {
+    if (this.#closed) return;
+    this.#counters.inc("links_rejected", { reason });
+    this.#handlers.rejected(this, reason, message);
+    this.close(reason);
+  }
+
   #message(data: unknown): void {
+    if (this.#closed) return;
+    try {
+      this.#receive(data);
+    } catch (error) {
+      // A bug must not take the process down: drop the link instead.
+      this.#counters.inc("frame_errors");
+      this.#reject(
+        "protocolError",
+        `Handling a frame failed: ${(error as Error).message}`,
+      );
+    }
+  }
+
+  #receive(data: unknown): void {
     this.#lastReceivedMs = Date.now();
     const size = typeof data === "string"
       ? data.length
       : data instanceof ArrayBuffer
       ? data.byteLength
+      : data instanceof Blob
+      ? data.size
       : 0;
     this.#counters.inc("bytes_in", {}, size);
+    if (!this.#frameBudget.take()) {
+      this.#reject(
+        "rateLimited",
+        `Peer sent more than ${this.#settings.maxFramesPerSecond} frames per second`,
+      );
+      return;
+    }
+
     const result = parseFrame(data, this.#settings.maxFrameBytes);
     if (!result.ok) {
-      this.#counters.inc("invalid_frames", { kind: result.kind });
-      this.#handlers.invalid(this, result.kind, result.message);
-      if (!this.peer) this.close("protocolError");
+      this.#invalid(result.kind, result.message);
       return;
     }
     const frame = result.frame;
+    const entries = entryCount(frame);
+    if (entries > this.#settings.maxEntriesPerFrame) {
+      this.#invalid(
+        "too_many_entries",
+        `Frame ${frame.type} carries ${entries} entries, more than the maximum of ${this.#settings.maxEntriesPerFrame}`,
+      );
+      return;
+    }
     this.#counters.inc("frames_in", { type: frame.type });
     if (frame.type === "sync_request" || frame.type === "sync_response") {
       this.#counters.inc("sync_bytes", { direction: "in", via: "ws" }, size);
     }
+
+    if (!this.#authenticated) {
+      this.#authenticate(frame);
+      return;
+    }
+    if (frame.type === "auth") return;
     if (!this.peer) {
       if (frame.type !== "hello") {
-        this.#handlers.invalid(
-          this,
+        this.#invalid(
           "invalid_fields",
           `Expected hello as the first frame, got ${frame.type}`,
         );
-        this.close("protocolError");
         return;
       }
       this.peer = frame.member;
@@ -191,13 +319,115 @@ export class PeerLink {
       return;
     }
     if (frame.type === "pong" || frame.type === "hello") return;
-    this.#handlers.frame(this, frame);
+    this.#deliver(frame);
+  }
+
+  /** Counts an invalid frame and closes the link when the invalid-frame policy requires it. */
+  #invalid(kind: InvalidFrameKind, message: string): void {
+    this.#counters.inc("invalid_frames", { kind });
+    this.#handlers.invalid(this, kind, message);
+    if (!this.peer) {
+      this.#reject("protocolError", message);
+    } else if (!TOLERATED_KINDS.has(kind) && !this.#invalidBudget.take()) {
+      this.#reject(
+        "tooManyInvalidFrames",
+        `Peer sent more than ${this.#settings.maxInvalidFrames} invalid frames in a minute`,
+      );
+    }
+  }
+
+  /** Checks the first frame of the peer in a fleet with keys. */
+  #authenticate(frame: Frame): void {
+    const auth = this.#auth!;
+    if (frame.type !== "auth") {
+      this.#counters.inc("auth_failures", {
+        endpoint: "link",
+        reason: "missing",
+      });
+      this.#reject(
+        "unauthorized",
+        `Expected an auth frame from the peer, got ${frame.type}`,
+      );
+      return;
+    }
+    const valid = this.outbound
+      ? auth.fleetAuth.checkChallenge(auth.key, auth.dialNonce, frame)
+      : auth.fleetAuth.checkAnswer(
+        auth.key,
+        auth.dialNonce,
+        this.#challengeNonce!,
+        frame,
+      );
+    if (!valid) {
+      this.#counters.inc("auth_failures", {
+        endpoint: "link",
+        reason: "bad_mac",
+      });
+      this.#reject("unauthorized", "The peer's auth frame is invalid");
+      return;
+    }
+    this.#authenticated = true;
+    if (this.outbound) {
+      const answer = auth.fleetAuth.answer(
+        auth.key,
+        auth.dialNonce,
+        (frame as FrameOf<"auth">).nonce,
+      );
+      this.send({ v: PROTOCOL_VERSION, type: "auth", ...answer });
+    }
+    this.#sendHello();
+  }
+
+  /** Hands a frame to the owner, after its asynchronous checks if any. */
+  #deliver(frame: Frame): void {
+    const ready = this.#prepare?.(frame);
+    if (!ready && this.#queued === 0) {
+      this.#handlers.frame(this, frame);
+      return;
+    }
+    if (this.#queued >= MAX_QUEUED_FRAMES) {
+      this.#reject(
+        "rateLimited",
+        `More than ${MAX_QUEUED_FRAMES} frames of the peer are waiting for checks`,
+      );
+      return;
+    }
+    this.#queued++;
+    this.#queue = this.#queue
+      .then(() => ready)
+      .then(() => {
+        this.#queued--;
+        if (!this.#closed) this.#handlers.frame(this, frame);
+      })
+      .catch((error) => {
+        this.#counters.inc("frame_errors");
+        this.#reject(
+          "protocolError",
+          `Handling a frame failed: ${(error as Error).message}`,
+        );
+      });
+  }
+
+  /** Closes the link when its unsent data is over the limit. */
+  #sendBufferFull(): boolean {
+    if (this.#socket.bufferedAmount <= this.#settings.maxSendBufferBytes) {
+      return false;
+    }
+    this.#counters.inc("links_closed_slow");
+    this.#reject(
+      "slowConsumer",
+      `Peer reads too slowly: ${this.#socket.bufferedAmount} bytes unsent, more than the maximum of ${this.#settings.maxSendBufferBytes}`,
+    );
+    return true;
   }
 
   #keepalive(): void {
     const now = Date.now();
     if (now - this.#lastReceivedMs > this.#settings.linkTimeoutMs) {
       this.close("timeout");
+      return;
+    }
+    if (this.#socket.readyState === WebSocket.OPEN && this.#sendBufferFull()) {
       return;
     }
     if (

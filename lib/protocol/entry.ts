@@ -19,6 +19,11 @@ export interface Entry {
   readonly key: string;
   readonly value: string | null;
   readonly version: Version;
+  /**
+   * The publisher's Ed25519 signature of key, version and value, in
+   * base64url, when updates are signed. It is not part of the entry hash.
+   */
+  readonly sig?: string;
 }
 
 /** Key syntax: starts with a letter or digit, then letters, digits, `._:/-`. */

@@ -29,11 +29,16 @@ export const VersionSchema = z.tuple([
   NodeIdSchema,
 ]).readonly();
 
+/** Schema of a publisher's Ed25519 signature: 64 bytes in base64url. */
+export const SignatureSchema = z.string().regex(/^[A-Za-z0-9_-]{86}$/);
+
 /** Schema of an entry on the wire. Key syntax and sizes are checked later. */
 export const EntrySchema = z.strictObject({
   key: z.string().min(1).max(2048),
   value: z.string().nullable(),
   version: VersionSchema,
+  /** The publisher's signature, when updates are signed. */
+  sig: SignatureSchema.optional(),
 });
 
 /** Schema of what a node tells others about a member of the fleet. */
@@ -189,6 +194,14 @@ export const FrameSchema = z.discriminatedUnion("type", [
     ...base,
     type: z.literal("bye"),
   }),
+  z.strictObject({
+    ...base,
+    /** First frame of each side of a link in a fleet with keys. */
+    type: z.literal("auth"),
+    kid: z.string().regex(/^[0-9a-f]{8}$/),
+    nonce: z.string().regex(/^[A-Za-z0-9_-]{16,64}$/),
+    mac: z.string().regex(/^[A-Za-z0-9_-]{43}$/),
+  }),
 ]);
 
 /** Any frame. */
@@ -211,7 +224,8 @@ export type InvalidFrameKind =
   | "invalid_json"
   | "unsupported_version"
   | "unknown_type"
-  | "invalid_fields";
+  | "invalid_fields"
+  | "too_many_entries";
 
 /** Result of {@link parseFrame}. */
 export type ParseResult =
@@ -314,6 +328,12 @@ export const CLOSE_CODES = {
   slowConsumer: 4005,
   /** The link was replaced by a link to a random other instance. */
   shuffle: 4006,
+  /** The peer did not prove that it holds a fleet key. */
+  unauthorized: 4007,
+  /** The peer sent more frames per second than allowed. */
+  rateLimited: 4008,
+  /** The peer sent more invalid frames per minute than allowed. */
+  tooManyInvalidFrames: 4009,
 } as const;
 
 /** Name of a close reason. */

@@ -46,6 +46,7 @@ import {
 import type {
   Change,
   ChangeSource,
+  EntryAdmission,
   EntryProblem,
   HttpSyncDriver,
   NodeEffects,
@@ -117,6 +118,7 @@ export class GossipNode {
   readonly #now: () => number;
   readonly #random: () => number;
   readonly #effects: NodeEffects;
+  readonly #admitEntry: EntryAdmission | undefined;
   readonly #clock: HybridClock;
   readonly #replica = new Replica();
   readonly #rumors: RumorBuffer;
@@ -143,6 +145,7 @@ export class GossipNode {
     this.#random = random;
     this.#effects = effects;
     this.counters = options.counters ?? new Counters();
+    this.#admitEntry = options.admitEntry;
     this.#clock = new HybridClock(self.id, now, settings.maxClockDriftMs);
     this.#members = new MemberTable(self, now());
     this.#rumors = new RumorBuffer({
@@ -266,13 +269,14 @@ export class GossipNode {
     ops: PersistOp[];
   } {
     for (const change of changes) {
-      const problem = this.#checkEntry(change);
+      const problem = this.#checkEntry(change) ??
+        this.#checkGivenVersion(change);
       if (problem) throw new WriteError(change.key, problem);
     }
     const entries: Entry[] = [];
     const ops: PersistOp[] = [];
     for (const change of changes) {
-      const entry = { ...change, version: this.#clock.tick() };
+      const entry = this.#stamp(change);
       entries.push(entry);
       ops.push({ type: "entry", entry });
       ops.push({
@@ -558,6 +562,44 @@ export class GossipNode {
     }
   }
 
+  /** Builds the entry of a change: the given version, or a new one. */
+  #stamp(change: Change): Entry {
+    const { key, value, sig } = change;
+    let version = change.version;
+    if (version) this.#clock.observe(version);
+    else version = this.#clock.tick();
+    return sig === undefined ? { key, value, version } : {
+      key,
+      value,
+      version,
+      sig,
+    };
+  }
+
+  /** Checks a version that a publisher stamped, as a remote one would be. */
+  #checkGivenVersion(change: Change): EntryProblem | undefined {
+    const version = change.version;
+    if (!version) return undefined;
+    const driftMs = version[0] - this.#now();
+    if (driftMs > this.#settings.maxClockDriftMs) {
+      return {
+        code: "future_version",
+        message:
+          `Version of ${change.key} is ${driftMs} ms ahead of this instance's clock; the maximum drift is ${this.#settings.maxClockDriftMs} ms, so check the publisher's clock`,
+      };
+    }
+    const current = this.#replica.get(change.key);
+    if (current && compareVersions(version, current.version) <= 0) {
+      return {
+        code: "stale_version",
+        message: `Version of ${change.key} is not newer than the version ${
+          updateId(current)
+        } held here; check the publisher's clock and sign again`,
+      };
+    }
+    return undefined;
+  }
+
   #checkEntry(change: Change): EntryProblem | undefined {
     const limits: EntryLimits = this.#settings;
     const keyProblem = checkKey(change.key, limits);
@@ -584,6 +626,10 @@ export class GossipNode {
   ): "applied" | "duplicate" | "stale" | "rejected" {
     const problem = this.#checkEntry(entry);
     if (problem) return this.#reject(entry, "invalid", problem.message, from);
+    const refusal = this.#admitEntry?.(entry);
+    if (refusal) {
+      return this.#reject(entry, refusal.reason, refusal.message, from);
+    }
 
     const now = this.#now();
     const driftMs = entry.version[0] - now;

@@ -68,7 +68,22 @@ export type PersistOp =
 export type ChangeSource = "local" | "rumor" | "push" | "pull";
 
 /** Why a remote entry was not merged. */
-export type RejectReason = "invalid" | "future_version" | "expired";
+export type RejectReason =
+  | "invalid"
+  | "future_version"
+  | "expired"
+  | "unsigned"
+  | "bad_signature";
+
+/**
+ * Decides whether a remote entry may be merged, for checks the core does
+ * not make itself, such as publisher signatures. Returns why the entry is
+ * rejected, or `undefined` to merge it. It must be synchronous: the
+ * adapter does any asynchronous work before it hands the frame over.
+ */
+export type EntryAdmission = (
+  entry: Entry,
+) => { reason: RejectReason; message: string } | undefined;
 
 /** Something that happened in the node, for logs, metrics and watchers. */
 export type NodeEvent =
@@ -146,17 +161,33 @@ export interface NodeOptions {
   readonly state?: NodeState;
   /** Counters to count into; a new set by default. */
   readonly counters?: Counters;
+  /** Extra check of every remote entry before it is merged. */
+  readonly admitEntry?: EntryAdmission;
 }
 
 /** A client's change to one key: JSON text, or `null` to delete. */
 export interface Change {
   readonly key: string;
   readonly value: string | null;
+  /**
+   * The version a publisher stamped and signed; the node stamps its own
+   * version when it is left out.
+   */
+  readonly version?: Version;
+  /** The publisher's signature of key, version and value. */
+  readonly sig?: string;
 }
 
 /** What is wrong with a rejected entry. */
 export type EntryProblem = {
-  code: "invalid_key" | "invalid_value" | "value_too_large";
+  code:
+    | "invalid_key"
+    | "invalid_value"
+    | "value_too_large"
+    | "future_version"
+    | "stale_version"
+    | "unsigned"
+    | "bad_signature";
   message: string;
 };
 

@@ -42,7 +42,8 @@ const MAX_WANTS_PER_REQUEST = 4096;
 
 /** Approximate encoded size of an entry, in bytes. */
 export function entrySize(entry: Entry): number {
-  return byteLength(entry.key) + (entry.value?.length ?? 4) + 48;
+  return byteLength(entry.key) + (entry.value?.length ?? 4) +
+    (entry.sig?.length ?? 0) + 56;
 }
 
 /**

@@ -3,8 +3,8 @@
  *
  * Layout:
  *
- * - `["entry", key]` → `{ value, version }`; `value` is JSON text or `null`
- *   for a tombstone
+ * - `["entry", key]` → `{ value, version, sig? }`; `value` is JSON text or
+ *   `null` for a tombstone, `sig` the publisher's signature when there is one
  * - `["rumor", key]` → `{ version, sends, duplicates }`: rumors still to share
  * - `["meta", "node"]` → owner id; `["meta", "clock"]` → highest version
  *   issued; `["meta", "last_sync"]` → time of the last successful
@@ -25,6 +25,7 @@ const KV_LIMITS: CommitLimits = { maxOps: 1000, maxBytes: 700 * 1024 };
 interface StoredEntry {
   value: string | null;
   version: Version;
+  sig?: string;
 }
 
 interface StoredRumor {
@@ -69,11 +70,15 @@ export class KvStore implements Store {
     ) {
       const key = item.key[1];
       if (typeof key !== "string") continue;
-      entries.push({
-        key,
-        value: item.value.value,
-        version: item.value.version,
-      });
+      const { value, version, sig } = item.value;
+      entries.push(
+        sig === undefined ? { key, value, version } : {
+          key,
+          value,
+          version,
+          sig,
+        },
+      );
     }
 
     const rumors: RumorRecord[] = [];
@@ -107,6 +112,7 @@ export class KvStore implements Store {
             {
               value: op.entry.value,
               version: op.entry.version,
+              ...(op.entry.sig === undefined ? {} : { sig: op.entry.sig }),
             } satisfies StoredEntry,
           );
           break;

@@ -49,7 +49,8 @@ export interface Store {
 export function opBytes(op: PersistOp): number {
   switch (op.type) {
     case "entry":
-      return op.entry.key.length * 2 + (op.entry.value?.length ?? 0) + 96;
+      return op.entry.key.length * 2 + (op.entry.value?.length ?? 0) +
+        (op.entry.sig?.length ?? 0) + 96;
     case "rumor":
       return op.rumor.key.length * 2 + 96;
     case "forget":

@@ -24,6 +24,11 @@ export interface InstanceOptions {
   readonly port?: number;
   /** Extra `serve` flags, such as `["--fanout", "2"]`. */
   readonly flags?: readonly string[];
+  /**
+   * Extra environment variables, such as fleet keys. The test client sends
+   * `GRAPEVINE_ADMIN_TOKEN` from here as its bearer token.
+   */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 /** A running `main.ts serve` child process. */
@@ -48,7 +53,9 @@ export class TestInstance {
     this.#child = child;
     this.url = url;
     this.port = Number(new URL(url).port);
-    this.client = new GrapevineClient(url);
+    this.client = new GrapevineClient(url, {
+      token: options.env?.GRAPEVINE_ADMIN_TOKEN,
+    });
     this.logs = logs;
     this.#drained = drained;
     this.#status = child.status;
@@ -93,7 +100,7 @@ export class TestInstance {
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
-      env: { NO_COLOR: "1" },
+      env: { NO_COLOR: "1", ...options.env },
     }).spawn();
 
     const logs: string[] = [];
@@ -155,6 +162,14 @@ export class TestInstance {
     }
   }
 
+  /** Resident memory of the process in bytes, from /proc (Linux only). */
+  async rss(): Promise<number> {
+    const status = await Deno.readTextFile(`/proc/${this.pid}/status`);
+    const match = /^VmRSS:\s+(\d+) kB$/m.exec(status);
+    if (!match) throw new Error(`No VmRSS in /proc/${this.pid}/status`);
+    return Number(match[1]) * 1024;
+  }
+
   /** Sends a signal. */
   signal(signal: Deno.Signal): void {
     this.#child.kill(signal);
@@ -201,9 +216,12 @@ export class TestInstance {
 export class TestFleet {
   readonly dir: string;
   readonly instances: TestInstance[] = [];
+  /** Environment variables of every instance this fleet starts. */
+  readonly env: Readonly<Record<string, string>>;
 
-  private constructor(dir: string) {
+  private constructor(dir: string, env: Readonly<Record<string, string>>) {
     this.dir = dir;
+    this.env = env;
   }
 
   /**
@@ -212,10 +230,15 @@ export class TestFleet {
    */
   static async start(
     size: number,
-    options: { flags?: string[]; seeds?: number } = {},
+    options: {
+      flags?: string[];
+      seeds?: number;
+      env?: Record<string, string>;
+    } = {},
   ): Promise<TestFleet> {
     const fleet = new TestFleet(
       await Deno.makeTempDir({ prefix: "grapevine-test-" }),
+      options.env ?? {},
     );
     try {
       const first = await fleet.add("n1", [], options.flags);
@@ -231,12 +254,13 @@ export class TestFleet {
     return fleet;
   }
 
-  /** Starts one more instance. */
+  /** Starts one more instance, with the fleet's environment unless given one. */
   async add(
     id: string,
     seeds: readonly string[],
     flags: readonly string[] = [],
     port?: number,
+    env: Readonly<Record<string, string>> = this.env,
   ): Promise<TestInstance> {
     const instance = await TestInstance.start({
       id,
@@ -244,6 +268,7 @@ export class TestFleet {
       seeds,
       flags,
       port,
+      env,
     });
     this.instances.push(instance);
     return instance;
