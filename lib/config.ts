@@ -157,6 +157,29 @@ export const SETTINGS = {
     help:
       "WebSocket links an instance dials and keeps open; 0 picks ceil(ln N) + 2 for N members (4 at 5, 5 at 20, 9 at 1000)",
   },
+  regionAwareness: {
+    kind: "enum",
+    default: "on",
+    choices: ["on", "off"],
+    help:
+      "on: keep crossRegionLinks links to other regions and the rest in the own region, and sync mostly within the region; off: pick peers regardless of region",
+  },
+  crossRegionLinks: {
+    kind: "int",
+    default: 2,
+    min: 1,
+    max: 64,
+    help:
+      "Links to instances of other regions, with region awareness on; more links cost more cross-region traffic but survive more failures",
+  },
+  remoteSyncEvery: {
+    kind: "int",
+    default: 4,
+    min: 1,
+    max: 1000,
+    help:
+      "With region awareness on, every this many anti-entropy rounds pairs with another region; the others stay in the region",
+  },
   passiveViewSize: {
     kind: "int",
     default: 30,
@@ -520,6 +543,7 @@ export type Settings = {
     : K extends "logFormat" ? "json" | "text"
     : K extends "rumorFirstPush" ? "at_once" | "next_round"
     : K extends "dissemination" ? "tree" | "random" | "flood"
+    : K extends "regionAwareness" ? "on" | "off"
     : K extends "antiEntropyMode" ? SyncDirection
     : K extends "readAccess" ? "open" | "token"
     : string;

@@ -174,3 +174,59 @@ Deno.test("graceful leave marks the member left everywhere", () => {
     assert.equal(state(net, id, "n3"), "left", id);
   }
 });
+
+Deno.test("overlay keeps most links inside the region", () => {
+  const net = new MemoryNet();
+  net.autoDial = true;
+  const regions = ["eu", "us", "ap"];
+  const settings = {
+    antiEntropyIntervalMs: 3_600_000,
+    shuffleIntervalMs: 500,
+    seeds: ["http://eu-0.test"],
+  };
+  for (const region of regions) {
+    for (let i = 0; i < 6; i++) {
+      net.add(`${region}-${i}`, settings, undefined, region);
+    }
+  }
+  net.run(20_000, 100);
+  for (const [id, node] of net.nodes) {
+    const region = id.split("-")[0];
+    const links = node.links();
+    const remote = links.filter((link) =>
+      link.peer.split("-")[0] !== region
+    ).length;
+    assert.ok(links.length >= 3, `${id} has ${links.length} links`);
+    assert.ok(remote >= 1, `${id} links to another region`);
+    assert.ok(
+      remote <= 2 + 2,
+      `${id} keeps few cross-region links: ${remote} of ${links.length}`,
+    );
+  }
+});
+
+Deno.test("overlay ignores regions when awareness is off", () => {
+  const net = new MemoryNet();
+  net.autoDial = true;
+  const settings = {
+    antiEntropyIntervalMs: 3_600_000,
+    regionAwareness: "off" as const,
+    seeds: ["http://eu-0.test"],
+  };
+  for (const region of ["eu", "us", "ap"]) {
+    for (let i = 0; i < 6; i++) {
+      net.add(`${region}-${i}`, settings, undefined, region);
+    }
+  }
+  net.run(10_000, 100);
+  let remote = 0;
+  let total = 0;
+  for (const [id, node] of net.nodes) {
+    const region = id.split("-")[0];
+    for (const link of node.links()) {
+      total++;
+      if (link.peer.split("-")[0] !== region) remote++;
+    }
+  }
+  assert.ok(remote / total > 0.4, `${remote} of ${total} links cross regions`);
+});

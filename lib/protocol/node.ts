@@ -132,6 +132,7 @@ export class GossipNode {
   /** Updates applied since the last lazy announcement, by key. */
   readonly #recent = new Map<string, Version>();
   #nextLazyPushMs = 0;
+  #syncRounds = 0;
   #ops: PersistOp[] = [];
   #nextRequestId = 1;
   #httpSyncRunning = false;
@@ -377,6 +378,9 @@ export class GossipNode {
     const peer = this.#overlay.peerOf(link);
     if (peer === undefined) return;
     this.#members.touch(peer, this.#now());
+    if (this.#overlay.sideOf(peer) === "remote") {
+      this.counters.inc("frames_cross_region_in", { type: frame.type });
+    }
     if ("updates" in frame && frame.updates) this.#applyUpdates(frame.updates);
     switch (frame.type) {
       case "rumor":
@@ -1001,6 +1005,23 @@ export class GossipNode {
     this.#effects.emit({ type: "link_down", peer: link.peer });
   }
 
+  /**
+   * Picks the link for an anti-entropy round: with region awareness, a link
+   * in this node's region, except every `remoteSyncEvery`-th round, which
+   * pairs with another region so that regions cannot drift apart.
+   */
+  #syncPartner(links: Link[]): Link {
+    const pick = (choices: Link[]) =>
+      choices[Math.floor(this.#random() * choices.length)]!;
+    if (this.#settings.regionAwareness === "off") return pick(links);
+    this.#syncRounds++;
+    const remote = this.#syncRounds % this.#settings.remoteSyncEvery === 0;
+    const wanted = links.filter((link) =>
+      (this.#overlay.sideOf(link.peer) === "remote") === remote
+    );
+    return pick(wanted.length > 0 ? wanted : links);
+  }
+
   /** URLs of live members and seeds, for anti-entropy over HTTP. */
   #syncCandidates(): string[] {
     const urls = new Set<string>();
@@ -1038,7 +1059,7 @@ export class GossipNode {
     for (const open of this.#sessions.values()) {
       if (open.link !== undefined) return;
     }
-    const link = links[Math.floor(this.#random() * links.length)]!;
+    const link = this.#syncPartner(links);
     const session = new SyncSession(this.#replica, this.#syncLimits());
     const rid = this.#nextRequestId++;
     this.#sessions.set(rid, {

@@ -19,6 +19,10 @@
  *   linked only among itself.
  * - Two links between the same pair (both dialled at once) collapse to the
  *   one the lower id dialled, on both sides.
+ * - With region awareness on, `crossRegionLinks` of the links go to other
+ *   regions and the rest stay in the node's own region, so an update crosses
+ *   between regions on a few links instead of on most of them. Replacements
+ *   and trims keep that split.
  *
  * @module
  */
@@ -32,6 +36,8 @@ import { shuffle } from "./rumors.ts";
 /** Settings of the overlay. */
 export interface OverlaySettings {
   readonly activeViewSize: number;
+  readonly regionAwareness: "on" | "off";
+  readonly crossRegionLinks: number;
   readonly passiveViewSize: number;
   readonly maxLinks: number;
   readonly shuffleIntervalMs: number;
@@ -58,6 +64,9 @@ export interface Link {
   readonly outbound: boolean;
   readonly openedMs: number;
 }
+
+/** Whether a peer is in this node's region. */
+export type Side = "local" | "remote";
 
 /** Outcome of {@link Overlay.opened}. */
 export type LinkDecision = "accepted" | "duplicate" | "full" | "self";
@@ -86,7 +95,8 @@ export class Overlay {
   readonly #passive = new Set<string>();
   readonly #selfUrls = new Set<string>();
   #nextShuffleMs: number;
-  #replacing = false;
+  /** Side of the link a shuffle is replacing, while its new link opens. */
+  #replacing: Side | undefined;
 
   constructor(settings: OverlaySettings, host: OverlayHost) {
     this.#settings = settings;
@@ -180,14 +190,19 @@ export class Overlay {
       direction: outbound ? "out" : "in",
     });
 
-    if (this.#replacing && outbound && this.#links.size > this.targetSize()) {
-      this.#replacing = false;
-      this.#dropRandomOutbound(peer.id);
+    const side = this.sideOf(peer.id);
+    const replacing = this.#replacing;
+    if (
+      replacing && outbound && side === replacing &&
+      this.#links.size > this.targetSize()
+    ) {
+      this.#replacing = undefined;
+      this.#dropRandomOutbound(peer.id, side);
     } else if (!outbound && this.#links.size > this.targetSize() + TRIM_SLACK) {
       // Accepting links beyond the target would pile links onto popular
       // nodes; as in HyParView, make room by dropping a dialled link, whose
       // peer then dials someone less busy.
-      this.#dropRandomOutbound(peer.id);
+      this.#dropRandomOutbound(peer.id, side);
     }
     return { decision: "accepted", replaced: existing };
   }
@@ -226,11 +241,7 @@ export class Overlay {
     const missing = this.targetSize() - this.#links.size -
       this.#planner.dialing;
     if (missing > 0) {
-      for (
-        const url of this.#planner.choose(this.#candidates(), missing, now)
-      ) {
-        this.#host.dial(url);
-      }
+      for (const url of this.#chooseDials(missing, now)) this.#host.dial(url);
     }
     if (now >= this.#nextShuffleMs) {
       this.#nextShuffleMs = now + this.#settings.shuffleIntervalMs;
@@ -297,21 +308,84 @@ export class Overlay {
     });
     this.#host.counters.inc("shuffles");
     if (this.#links.size < this.targetSize()) return;
-    const [url] = this.#planner.choose(this.#candidates(), 1, now);
+    // Replace a link of the same side, so the local and remote shares stay.
+    const quota = this.remoteQuota();
+    const side: Side = this.#host.random() * this.targetSize() < quota
+      ? "remote"
+      : "local";
+    const [url] = this.#planner.choose(this.#candidates(side), 1, now);
     if (!url) return;
-    this.#replacing = true;
+    this.#replacing = side;
     this.#host.dial(url);
+  }
+
+  /** Whether a member is in this node's region. */
+  sideOf(id: string): Side {
+    const region = this.#host.members.get(id)?.region;
+    return region === this.#host.members.self.region ? "local" : "remote";
+  }
+
+  /**
+   * Links to other regions the node aims for: `crossRegionLinks` when
+   * region awareness is on and other regions are known, all of them when
+   * it is off (no preference).
+   */
+  remoteQuota(): number {
+    const target = this.targetSize();
+    if (this.#settings.regionAwareness === "off") return target;
+    const selfRegion = this.#host.members.self.region;
+    const remoteKnown = this.#host.members.others().some((member) =>
+      member.region !== selfRegion
+    );
+    return remoteKnown ? Math.min(this.#settings.crossRegionLinks, target) : 0;
+  }
+
+  /**
+   * Chooses `count` URLs to dial: remote ones until the remote quota is
+   * met, local ones for the rest, and remote ones again when the region has
+   * too few members. Without region awareness, any member.
+   */
+  #chooseDials(count: number, now: number): string[] {
+    if (this.#settings.regionAwareness === "off") {
+      return this.#planner.choose(this.#candidates(), count, now);
+    }
+    let remoteLinks = 0;
+    for (const link of this.#links.values()) {
+      if (this.sideOf(link.peer) === "remote") remoteLinks++;
+    }
+    const wantRemote = Math.max(0, this.remoteQuota() - remoteLinks);
+    const chosen = this.#planner.choose(
+      this.#candidates("remote"),
+      Math.min(count, wantRemote),
+      now,
+    );
+    chosen.push(
+      ...this.#planner.choose(
+        this.#candidates("local"),
+        count - chosen.length,
+        now,
+      ),
+    );
+    if (chosen.length < count) {
+      chosen.push(
+        ...this.#planner.choose(this.#candidates(), count - chosen.length, now),
+      );
+    }
+    return chosen;
   }
 
   /**
    * URLs worth dialling: passive members first; every other live member
    * when the passive view has none; seeds when no member is known.
    */
-  #candidates(): string[] {
+  #candidates(side?: Side): string[] {
     const members = this.#host.members;
+    const selfRegion = members.self.region;
     const usable = (member: Member | undefined) =>
       member !== undefined && member.url !== null && member.state === "alive" &&
-      !this.#links.has(member.id) && !this.#selfUrls.has(member.url);
+      !this.#links.has(member.id) && !this.#selfUrls.has(member.url) &&
+      (side === undefined ||
+        (member.region === selfRegion) === (side === "local"));
     let urls = [...this.#passive]
       .map((id) => members.get(id))
       .filter(usable)
@@ -348,10 +422,15 @@ export class Overlay {
     this.#linkPeers.delete(link.id);
   }
 
-  #dropRandomOutbound(keep: string): void {
-    const outbound = [...this.#links.values()].filter((link) =>
+  #dropRandomOutbound(keep: string, side?: Side): void {
+    const candidates = [...this.#links.values()].filter((link) =>
       link.outbound && link.peer !== keep
     );
+    // Prefer a link of the same side, so the regional shares stay.
+    const sameSide = candidates.filter((link) =>
+      this.sideOf(link.peer) === side
+    );
+    const outbound = sameSide.length > 0 ? sameSide : candidates;
     if (outbound.length === 0) return;
     const victim = outbound[Math.floor(this.#host.random() * outbound.length)]!;
     this.#remove(victim);

@@ -32,6 +32,8 @@ export class MemoryNet {
   readonly received = new Map<string, Frame[]>();
   readonly #pending: Pending[] = [];
   readonly #datagrams: (() => void)[] = [];
+  /** Whether `dial` requests open links; off by default, tests link by hand. */
+  autoDial = false;
   /** Nodes that neither send nor receive, as if paused. */
   readonly down = new Set<string>();
   /** Link id → [node, peer]. */
@@ -50,6 +52,7 @@ export class MemoryNet {
     id: string,
     overrides: Partial<Settings> = {},
     state?: NodeState,
+    region = "test",
   ): GossipNode {
     const settings = { ...defaultSettings("local"), ...overrides };
     this.events.set(id, []);
@@ -57,7 +60,7 @@ export class MemoryNet {
     this.received.set(id, []);
     const node = new GossipNode({
       settings,
-      self: { id, region: "test", url: `http://${id}.test`, incarnation: 1 },
+      self: { id, region, url: `http://${id}.test`, incarnation: 1 },
       now: () => this.now,
       random: this.random,
       state,
@@ -87,7 +90,19 @@ export class MemoryNet {
           }
         },
         closeLink: (link) => this.unlinkById(link),
-        dial: () => {},
+        dial: (url) => {
+          if (!this.autoDial) return;
+          this.#datagrams.push(() => {
+            const target = [...this.nodes.entries()].find(([, node]) =>
+              node.self.url === url
+            );
+            if (!target || this.down.has(target[0])) {
+              this.nodes.get(id)?.dialFailed(url);
+              return;
+            }
+            this.link(id, target[0], url);
+          });
+        },
         syncOverHttp: () => {},
         datagram: (url, frame) => {
           if (this.down.has(id)) return;
@@ -108,14 +123,33 @@ export class MemoryNet {
     return node;
   }
 
-  /** Opens a link between two nodes; `a` dials. */
-  link(a: string, b: string): void {
+  /** Opens a link between two nodes; `a` dials (the URL `dialedUrl`). */
+  link(a: string, b: string, dialedUrl?: string): void {
     const ab = this.#nextLink++;
     const ba = this.#nextLink++;
     this.#links.set(ab, [a, b]);
     this.#links.set(ba, [b, a]);
-    this.nodes.get(a)!.linkOpened(ab, this.nodes.get(b)!.self, true);
-    this.nodes.get(b)!.linkOpened(ba, this.nodes.get(a)!.self, false);
+    const first = this.nodes.get(a)!.linkOpened(
+      ab,
+      this.nodes.get(b)!.self,
+      true,
+      dialedUrl,
+    );
+    if (first !== "accepted") {
+      this.#links.delete(ab);
+      this.#links.delete(ba);
+      return;
+    }
+    const second = this.nodes.get(b)!.linkOpened(
+      ba,
+      this.nodes.get(a)!.self,
+      false,
+    );
+    if (second !== "accepted") {
+      this.#links.delete(ba);
+      this.#links.delete(ab);
+      this.nodes.get(a)!.linkClosed(ab);
+    }
   }
 
   /** Closes every link between two nodes. */
