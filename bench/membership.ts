@@ -8,10 +8,10 @@
 
 import {
   killAndDetect,
-  overlayShape,
+  shapeAfterShuffles,
   waitAllAlive,
 } from "../tests/helpers/membership.ts";
-import { delay, TestFleet } from "../tests/helpers/process.ts";
+import { TestFleet } from "../tests/helpers/process.ts";
 import { quantile } from "./propagation.ts";
 
 /** Detection figures of one run. */
@@ -79,18 +79,10 @@ export async function measureOverlay(): Promise<OverlayFigures> {
       fleet.instances.map((instance) => instance.options.id),
       30_000,
     );
-    let shape = await overlayShape(fleet.instances);
-    const start = shape.shuffles;
-    const deadline = Date.now() + 60_000;
-    while (shape.shuffles - start < 200 && Date.now() < deadline) {
-      await delay(250);
-      shape = await overlayShape(fleet.instances);
-    }
-    await delay(500);
-    shape = await overlayShape(fleet.instances);
+    const shape = await shapeAfterShuffles(fleet.instances, 200);
     return {
       size: 20,
-      shuffles: shape.shuffles - start,
+      shuffles: shape.shuffles,
       connected: shape.connected,
       inDegree: spread([...shape.inDegree.values()]),
       degree: spread([...shape.degree.values()]),

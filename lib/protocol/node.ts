@@ -84,6 +84,12 @@ interface OpenSession {
   readonly startedMs: number;
 }
 
+/** Returns the KV operation that records a new rumor of an entry. */
+function newRumorOp(entry: Entry): PersistOp {
+  const { key, version } = entry;
+  return { type: "rumor", rumor: { key, version, sends: 0, duplicates: 0 } };
+}
+
 /** Membership updates carried by one frame. */
 const PIGGYBACK_PER_FRAME = 16;
 /** Membership updates queued at most. */
@@ -279,16 +285,7 @@ export class GossipNode {
     for (const change of changes) {
       const entry = this.#stamp(change);
       entries.push(entry);
-      ops.push({ type: "entry", entry });
-      ops.push({
-        type: "rumor",
-        rumor: {
-          key: entry.key,
-          version: entry.version,
-          sends: 0,
-          duplicates: 0,
-        },
-      });
+      ops.push({ type: "entry", entry }, newRumorOp(entry));
     }
     if (entries.length > 0) {
       ops.push({ type: "clock", version: this.#clock.last });
@@ -678,15 +675,7 @@ export class GossipNode {
     this.#ops.push({ type: "entry", entry });
     if (source === "rumor") {
       this.#rumors.add(entry.key, entry.version, [from]);
-      this.#ops.push({
-        type: "rumor",
-        rumor: {
-          key: entry.key,
-          version: entry.version,
-          sends: 0,
-          duplicates: 0,
-        },
-      });
+      this.#ops.push(newRumorOp(entry));
     }
     this.counters.inc("updates_applied", { source });
     if (source === "rumor") this.#recent.set(entry.key, entry.version);

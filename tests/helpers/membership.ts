@@ -202,3 +202,31 @@ export async function overlayShape(
   const connected = reports.every((report) => seen.has(report.id));
   return { inDegree, degree, connected, shuffles };
 }
+
+/**
+ * Waits until the fleet has run `count` more shuffles (at most `timeoutMs`),
+ * lets the last link replacements settle, and returns the overlay's shape.
+ */
+export async function shapeAfterShuffles(
+  instances: TestInstance[],
+  count: number,
+  timeoutMs = 60_000,
+): Promise<OverlayShape> {
+  let shape = await overlayShape(instances);
+  const start = shape.shuffles;
+  const deadline = Date.now() + timeoutMs;
+  while (shape.shuffles - start < count) {
+    if (Date.now() > deadline) {
+      throw new Error(
+        `Only ${
+          shape.shuffles - start
+        } of ${count} shuffles in ${timeoutMs} ms`,
+      );
+    }
+    await delay(250);
+    shape = await overlayShape(instances);
+  }
+  await delay(500);
+  const settled = await overlayShape(instances);
+  return { ...settled, shuffles: settled.shuffles - start };
+}
