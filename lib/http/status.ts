@@ -18,6 +18,8 @@ export interface StatusReport {
   /** Live entries: keys with a value. */
   entries: number;
   tombstones: number;
+  /** Entries set aside after a long absence until a peer confirms them; see protocol/quarantine.ts. */
+  quarantined: number;
   /** Hash of every entry, tombstones included; equal on two instances exactly when they hold the same entries. */
   digest: string;
   clock: string;
@@ -52,6 +54,7 @@ export function buildStatus(node: GossipNode, startedMs: number): StatusReport {
     protocol: PROTOCOL_VERSION,
     entries: node.replica.live,
     tombstones: node.replica.tombstones,
+    quarantined: node.quarantined,
     digest: node.replica.digest() || "0".repeat(32),
     clock: formatVersion(node.clock),
     rumors_active: node.activeRumors,

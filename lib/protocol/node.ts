@@ -37,6 +37,7 @@ import type {
   SyncRequest,
   SyncResponse,
 } from "./messages.ts";
+import { isStale, Quarantine } from "./quarantine.ts";
 import { Replica } from "./replica.ts";
 import {
   type RemovalReason,
@@ -51,6 +52,7 @@ import {
   SyncSession,
   type SyncStats,
 } from "./sync.ts";
+import { SyncTargets } from "./sync_targets.ts";
 
 /** The settings the core reads. */
 export type NodeSettings = Pick<
@@ -67,6 +69,7 @@ export type NodeSettings = Pick<
   | "antiEntropyIntervalMs"
   | "antiEntropyJitter"
   | "antiEntropyMode"
+  | "antiEntropyRumorLimit"
   | "syncTimeoutMs"
   | "tombstoneTtlMs"
   | "maxClockDriftMs"
@@ -119,7 +122,13 @@ export type NodeEvent =
     stats: SyncStats;
     error?: string;
   }
-  | { type: "rumor_removed"; key: string; reason: RemovalReason };
+  | { type: "rumor_removed"; key: string; reason: RemovalReason }
+  | {
+    type: "quarantine";
+    /** `entered`: entries older than the horizon were set aside (see quarantine.ts); `ended`: those no peer held were dropped. */
+    phase: "entered" | "ended";
+    entries: number;
+  };
 
 /** What the node asks its adapter to do. */
 export interface NodeEffects {
@@ -145,6 +154,8 @@ export interface NodeState {
   readonly entries: Iterable<Entry>;
   readonly rumors: Iterable<RumorRecord>;
   readonly clock: Version | undefined;
+  /** Local time of the last anti-entropy session with a vouching peer. */
+  readonly lastSyncMs?: number | undefined;
 }
 
 /** Options of a {@link GossipNode}. */
@@ -201,6 +212,17 @@ interface OpenSession {
   readonly peer: string;
   readonly link: number | undefined;
   readonly startedMs: number;
+  readonly repair: RepairState;
+}
+
+/** What one initiated anti-entropy session learned, beyond its stats. */
+interface RepairState {
+  /** Order in which the session was opened, from 1. */
+  readonly serial: number;
+  /** False once a response said the peer does not vouch for its state. */
+  vouched: boolean;
+  /** Repaired entries spread as rumors so far. */
+  rumored: number;
 }
 
 /** Members sent in one `members` frame. */
@@ -244,6 +266,12 @@ export class GossipNode {
   readonly #linkPeers = new Map<number, string>();
   readonly #sessions = new Map<number, OpenSession>();
   readonly #selfUrls = new Set<string>();
+  readonly #syncTargets: SyncTargets;
+  readonly #quarantine = new Quarantine();
+  #lastSyncMs: number | undefined;
+  #sessionSerial = 0;
+  #httpSyncUrl: string | undefined;
+  #nextStaleCheckMs: number;
   #ops: PersistOp[] = [];
   #nextRequestId = 1;
   #httpSyncRunning = false;
@@ -262,6 +290,7 @@ export class GossipNode {
     this.#clock = new HybridClock(self.id, now, settings.maxClockDriftMs);
     this.#members = new MemberTable(self, now());
     this.#planner = new DialPlanner(settings, random);
+    this.#syncTargets = new SyncTargets(settings, random);
     this.#rumors = new RumorBuffer({
       shareLimit: () => effectiveShareLimit(settings, this.#members.size),
       feedbackLimit: settings.feedbackLimit,
@@ -274,6 +303,7 @@ export class GossipNode {
     this.#nextSyncMs = start + this.#syncDelay();
     this.#nextShuffleMs = start + settings.shuffleIntervalMs;
     this.#nextCollectMs = start + this.#collectIntervalMs();
+    this.#nextStaleCheckMs = start;
   }
 
   // ---- Reads ---------------------------------------------------------------
@@ -307,6 +337,19 @@ export class GossipNode {
   /** The highest version issued or observed. */
   get clock(): Version {
     return this.#clock.last;
+  }
+
+  /**
+   * Local time of the last anti-entropy session this node completed with a
+   * vouching peer, or `undefined` if there was none.
+   */
+  get lastSyncMs(): number | undefined {
+    return this.#lastSyncMs;
+  }
+
+  /** Number of entries in quarantine; see quarantine.ts. */
+  get quarantined(): number {
+    return this.#quarantine.size;
   }
 
   /** Returns the infective rumor of a key, while this node still spreads it. */
@@ -382,6 +425,8 @@ export class GossipNode {
   applyLocal(entries: readonly Entry[]): void {
     const fresh = new Set<string>();
     for (const entry of entries) {
+      // A local write is newer than any stored entry, quarantined or not.
+      this.#quarantine.take(entry.key);
       const previous = this.#replica.get(entry.key);
       if (!this.#replica.apply(entry)) continue;
       fresh.add(entry.key);
@@ -522,6 +567,10 @@ export class GossipNode {
    */
   tick(): void {
     const now = this.#now();
+    if (now >= this.#nextStaleCheckMs) {
+      this.#nextStaleCheckMs = now + this.#collectIntervalMs();
+      this.#quarantineIfStale(now);
+    }
     this.#spread();
     this.#keepLinks(now);
     if (now >= this.#nextShuffleMs) {
@@ -548,11 +597,18 @@ export class GossipNode {
    * HTTP requests alike.
    */
   handleSyncRequest(request: SyncRequest, from: string): SyncResponse {
-    for (const entry of request.push) this.#merge(entry, "push", from);
+    const repaired: Entry[] = [];
+    for (const entry of request.push) {
+      if (this.#merge(entry, "push", from) === "applied") repaired.push(entry);
+    }
+    this.#spreadRepaired(
+      repaired.slice(0, this.#settings.antiEntropyRumorLimit),
+      from,
+    );
     const response = answerSync(this.#replica, request, this.#syncLimits());
     this.counters.inc("sync_requests_answered");
     this.#flush();
-    return response;
+    return this.#vouches() ? response : { ...response, quarantined: true };
   }
 
   /**
@@ -562,20 +618,24 @@ export class GossipNode {
   openHttpSync(peer: string): HttpSyncDriver | undefined {
     if (this.#httpSyncRunning) return undefined;
     this.#httpSyncRunning = true;
+    const url = this.#httpSyncUrl;
+    this.#httpSyncUrl = undefined;
     const session = new SyncSession(this.#replica, this.#syncLimits());
+    const repair = this.#newRepairState();
     return {
       first: () => session.first(),
       next: (response) => {
-        const request = session.next(
-          response,
-          (entry) => this.#merge(entry, "pull", peer),
-        );
+        const request = this.#nextSyncStep(session, repair, peer, response);
         this.#flush();
         return request;
       },
       finish: (error) => {
         this.#httpSyncRunning = false;
-        this.#finishSync(peer, "http", session.stats, error);
+        if (url !== undefined) {
+          if (error === undefined) this.#syncTargets.succeeded(url);
+          else this.#syncTargets.failed(url, this.#now());
+        }
+        this.#finishSync(peer, "http", session.stats, error, repair);
         this.#flush();
       },
     };
@@ -584,6 +644,7 @@ export class GossipNode {
   // ---- Internals -------------------------------------------------------------------
 
   #restore(state: NodeState): void {
+    this.#lastSyncMs = state.lastSyncMs;
     let highest: Version | undefined = state.clock;
     for (const entry of state.entries) {
       this.#replica.apply(entry);
@@ -640,6 +701,9 @@ export class GossipNode {
       );
     }
 
+    const quarantined = this.#quarantine.get(entry.key);
+    if (quarantined) this.#settleQuarantined(entry, quarantined, from);
+
     const current = this.#replica.get(entry.key);
     if (current) {
       const order = compareVersions(entry.version, current.version);
@@ -648,7 +712,9 @@ export class GossipNode {
         return "duplicate";
       }
       if (order < 0) return "stale";
-    } else if (entry.version[0] < now - this.#settings.tombstoneTtlMs) {
+    } else if (
+      !quarantined && entry.version[0] < now - this.#settings.tombstoneTtlMs
+    ) {
       // Older than the tombstone horizon and unknown here: either every
       // node already has it, or it was deleted and the tombstone collected.
       // Pushing it would bring a deleted key back, so only a pull (a node
@@ -892,23 +958,35 @@ export class GossipNode {
     return {
       maxEntries: this.#settings.maxEntriesPerFrame,
       maxEntryBytes: this.#settings.maxFrameBytes / 2,
-      direction: this.#settings.antiEntropyMode,
+      // A quarantined node must pull to settle its quarantine.
+      direction: this.#quarantine.size > 0 &&
+          this.#settings.antiEntropyMode === "push"
+        ? "push-pull"
+        : this.#settings.antiEntropyMode,
     };
   }
 
-  /** Starts a session with a random linked peer, or over HTTP without one. */
+  /**
+   * Starts a session with a peer chosen among every reachable instance (see
+   * sync_targets.ts): over its link when linked, over HTTP otherwise.
+   */
   #startSync(): void {
-    const links = [...this.#links.values()];
-    if (links.length === 0) {
-      const urls = this.#dialCandidates();
-      const url = urls[Math.floor(this.#random() * urls.length)];
-      if (url && !this.#httpSyncRunning) this.#effects.syncOverHttp(url);
+    let wsBusy = false;
+    for (const open of this.#sessions.values()) {
+      if (open.link !== undefined) wsBusy = true;
+    }
+    const target = this.#syncTargets.choose({
+      linked: wsBusy ? [] : [...this.#links.keys()],
+      urls: this.#dialCandidates(),
+      httpBusy: this.#httpSyncRunning,
+    }, this.#now());
+    if (!target) return;
+    if (target.via === "http") {
+      this.#httpSyncUrl = target.url;
+      this.#effects.syncOverHttp(target.url);
       return;
     }
-    for (const open of this.#sessions.values()) {
-      if (open.link !== undefined) return;
-    }
-    const link = links[Math.floor(this.#random() * links.length)]!;
+    const link = this.#links.get(target.peer)!;
     const session = new SyncSession(this.#replica, this.#syncLimits());
     const rid = this.#nextRequestId++;
     this.#sessions.set(rid, {
@@ -916,6 +994,7 @@ export class GossipNode {
       peer: link.peer,
       link: link.id,
       startedMs: this.#now(),
+      repair: this.#newRepairState(),
     });
     this.#effects.send(link.id, {
       v: 1,
@@ -928,13 +1007,21 @@ export class GossipNode {
   #continueSync(rid: number, response: SyncResponse): void {
     const open = this.#sessions.get(rid);
     if (!open || open.link === undefined) return;
-    const request = open.session.next(
+    const request = this.#nextSyncStep(
+      open.session,
+      open.repair,
+      open.peer,
       response,
-      (entry) => this.#merge(entry, "pull", open.peer),
     );
     if (!request) {
       this.#sessions.delete(rid);
-      this.#finishSync(open.peer, "ws", open.session.stats);
+      this.#finishSync(
+        open.peer,
+        "ws",
+        open.session.stats,
+        undefined,
+        open.repair,
+      );
       return;
     }
     this.#effects.send(open.link, {
@@ -950,10 +1037,134 @@ export class GossipNode {
     via: "ws" | "http",
     stats: SyncStats,
     error?: string,
+    repair?: RepairState,
   ): void {
     const ok = error === undefined;
     this.counters.inc("sync_sessions", { via, result: ok ? "ok" : "failed" });
+    if (ok && repair?.vouched) {
+      this.#lastSyncMs = this.#now();
+      if (this.#quarantine.endsWith(repair.serial)) this.#endQuarantine();
+    }
     this.#effects.emit({ type: "sync_done", peer, via, ok, stats, error });
+  }
+
+  #newRepairState(): RepairState {
+    return { serial: ++this.#sessionSerial, vouched: true, rumored: 0 };
+  }
+
+  /**
+   * Merges one response of an initiated session, spreads what it repaired
+   * (up to `antiEntropyRumorLimit` per session), and returns the next
+   * request, if any.
+   */
+  #nextSyncStep(
+    session: SyncSession,
+    repair: RepairState,
+    peer: string,
+    response: SyncResponse,
+  ): SyncRequest | undefined {
+    if (response.quarantined) repair.vouched = false;
+    const repaired: Entry[] = [];
+    const request = session.next(response, (entry) => {
+      const result = this.#merge(entry, "pull", peer);
+      const budget = this.#settings.antiEntropyRumorLimit - repair.rumored;
+      if (result === "applied" && repaired.length < budget) {
+        repaired.push(entry);
+      }
+    });
+    repair.rumored += repaired.length;
+    this.#spreadRepaired(repaired, peer);
+    return request;
+  }
+
+  /**
+   * Spreads entries that anti-entropy repaired as new rumors. After a
+   * partition heals, one session across the former cut then carries each
+   * side's news to the whole other side at rumor speed.
+   */
+  #spreadRepaired(entries: readonly Entry[], from: string): void {
+    if (entries.length === 0) return;
+    const keys = new Set<string>();
+    for (const entry of entries) {
+      keys.add(entry.key);
+      this.#rumors.add(entry.key, entry.version, [from]);
+      this.#ops.push({
+        type: "rumor",
+        rumor: {
+          key: entry.key,
+          version: entry.version,
+          sends: 0,
+          duplicates: 0,
+        },
+      });
+    }
+    this.counters.inc("repairs_rumored", {}, entries.length);
+    if (this.#settings.rumorFirstPush === "at_once") this.#spread(keys);
+  }
+
+  /** Whether this node's sync answers can end a peer's quarantine. */
+  #vouches(): boolean {
+    const now = this.#now();
+    return this.#quarantine.size === 0 &&
+      !isStale(this.#lastSyncMs, now, this.#settings.tombstoneTtlMs) &&
+      (this.#lastSyncMs !== undefined || this.#replica.size > 0);
+  }
+
+  /**
+   * Quarantines entries older than the tombstone horizon while this node
+   * is stale; see quarantine.ts for the rule.
+   */
+  #quarantineIfStale(now: number): void {
+    const ttl = this.#settings.tombstoneTtlMs;
+    if (!isStale(this.#lastSyncMs, now, ttl)) return;
+    const moved = this.#quarantine.enter(
+      this.#replica,
+      now - ttl,
+      this.#sessionSerial,
+    );
+    if (moved === 0) return;
+    this.counters.inc("entries_quarantined", {}, moved);
+    this.#effects.emit({
+      type: "quarantine",
+      phase: "entered",
+      entries: moved,
+    });
+    // Settle the quarantine at the next tick instead of one interval later.
+    this.#nextSyncMs = now;
+  }
+
+  /** Settles a quarantined key with a copy of it that a peer sent. */
+  #settleQuarantined(copy: Entry, held: Entry, from: string): void {
+    this.#quarantine.take(held.key);
+    const order = compareVersions(copy.version, held.version);
+    if (order > 0) {
+      // The copy replaces it; the merge that follows stores the copy.
+      this.#ops.push({ type: "forget", key: held.key });
+      this.counters.inc("quarantine_settled", { outcome: "replaced" });
+      return;
+    }
+    // The peer holds the key, so the fleet did not forget it.
+    this.#replica.apply(held);
+    this.counters.inc("quarantine_settled", { outcome: "kept" });
+    if (order < 0) this.#spreadRepaired([held], from);
+  }
+
+  /** Drops every entry still quarantined: no vouching peer held them. */
+  #endQuarantine(): void {
+    const dropped = this.#quarantine.drain();
+    for (const entry of dropped) {
+      this.#ops.push({ type: "forget", key: entry.key });
+    }
+    this.counters.inc(
+      "quarantine_settled",
+      { outcome: "dropped" },
+      dropped.length,
+    );
+    this.#effects.emit({
+      type: "quarantine",
+      phase: "ended",
+      entries: dropped.length,
+    });
   }
 
   #expireSessions(now: number): void {
@@ -971,6 +1182,9 @@ export class GossipNode {
 
   /** Forgets tombstones older than the tombstone lifetime. */
   #collectTombstones(now: number): void {
+    // A stale node may hold the only tombstone of a key that another stale
+    // node still holds alive; it keeps them until it is fresh again.
+    if (isStale(this.#lastSyncMs, now, this.#settings.tombstoneTtlMs)) return;
     const horizon = now - this.#settings.tombstoneTtlMs;
     const expired: string[] = [];
     for (const entry of this.#replica.entries()) {

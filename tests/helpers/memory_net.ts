@@ -1,13 +1,19 @@
 /**
  * GossipNodes wired together in memory, with a fake clock, for unit tests
  * of the protocol core. Frames are delivered when `deliver()` runs, in the
- * order they were sent.
+ * order they were sent. HTTP anti-entropy sessions that a node requests run
+ * to the end in `deliver()` too, against the node whose URL is
+ * `http://ID.test`, unless `httpBlocked` says the pair is cut.
  *
  * @module
  */
 
 import { defaultSettings, type Settings } from "../../lib/config.ts";
-import { type Frame, parseFrame } from "../../lib/protocol/messages.ts";
+import {
+  type Frame,
+  parseFrame,
+  type SyncRequest,
+} from "../../lib/protocol/messages.ts";
 import {
   GossipNode,
   type NodeEvent,
@@ -33,8 +39,14 @@ export class MemoryNet {
   readonly #pending: Pending[] = [];
   /** Link id → [node, peer]. */
   readonly #links = new Map<number, [string, string]>();
+  readonly #httpRequests: { from: string; url: string }[] = [];
   #nextLink = 1;
   #seed = 42;
+
+  /** Whether HTTP anti-entropy from one node to another fails. */
+  httpBlocked: (from: string, to: string) => boolean = () => false;
+  /** HTTP sessions run, as `from>to:ok` or `from>to:failed`. */
+  readonly httpSessions: string[] = [];
 
   /** Deterministic random numbers (a linear congruential generator). */
   random = (): number => {
@@ -85,7 +97,7 @@ export class MemoryNet {
         },
         closeLink: (link) => this.unlinkById(link),
         dial: () => {},
-        syncOverHttp: () => {},
+        syncOverHttp: (url) => this.#httpRequests.push({ from: id, url }),
         persist: (ops) => this.persisted.get(id)!.push(...ops),
         emit: (event) => this.events.get(id)!.push(event),
       },
@@ -120,9 +132,12 @@ export class MemoryNet {
     if (ends) this.unlink(ends[0], ends[1]);
   }
 
-  /** Delivers frames until none are left (at most `limit`). */
+  /** Delivers frames and runs HTTP sessions until none are left (at most `limit` frames). */
   deliver(limit = 100_000): number {
     let count = 0;
+    while (this.#httpRequests.length > 0) {
+      this.#runHttpSync(this.#httpRequests.shift()!);
+    }
     while (this.#pending.length > 0 && count < limit) {
       const item = this.#pending.shift()!;
       if (!this.#links.has(item.link)) continue;
@@ -149,6 +164,27 @@ export class MemoryNet {
       { key, value: value === null ? null : JSON.stringify(value) },
     ]);
     node.applyLocal(entries);
+  }
+
+  #runHttpSync(request: { from: string; url: string }): void {
+    const initiator = this.nodes.get(request.from)!;
+    const to = /^http:\/\/(.+)\.test$/.exec(request.url)?.[1] ?? "";
+    const responder = this.nodes.get(to);
+    const driver = initiator.openHttpSync(request.url);
+    if (!driver) return;
+    if (!responder || this.httpBlocked(request.from, to)) {
+      driver.finish("unreachable");
+      this.httpSessions.push(`${request.from}>${to}:failed`);
+      return;
+    }
+    let step: SyncRequest | undefined = driver.first();
+    for (let rounds = 0; step && rounds < 10_000; rounds++) {
+      const response = responder.handleSyncRequest(step, request.from);
+      // Round-trip through JSON, as HTTP would.
+      step = driver.next(JSON.parse(JSON.stringify(response)));
+    }
+    driver.finish();
+    this.httpSessions.push(`${request.from}>${to}:ok`);
   }
 
   #peerLink(link: number): number | undefined {
