@@ -11,8 +11,12 @@
  * partner among all live members for the same reason.
  *
  * A URL whose HTTP session failed is skipped for a while: `redialMinMs`
- * after the first failure, doubling up to `redialMaxMs`, each delay drawn
- * between half and all of that value (the same "equal jitter" as redials).
+ * after the first failure, doubling up to `redialMaxMs` or four anti-entropy
+ * intervals, whichever is shorter, each delay drawn between half and all of
+ * that value (the same "equal jitter" as redials). Rounds then rarely go to
+ * an unreachable instance. After a partition heals, each pair of instances
+ * across the former cut retries at its own time, so with a few instances
+ * per side the first retry comes well within one interval.
  *
  * @module
  */
@@ -26,6 +30,7 @@ export type SyncTarget =
 export interface SyncTargetSettings {
   readonly redialMinMs: number;
   readonly redialMaxMs: number;
+  readonly antiEntropyIntervalMs: number;
 }
 
 interface Backoff {
@@ -39,7 +44,10 @@ interface Backoff {
  * @example
  * ```ts
  * import { SyncTargets } from "./sync_targets.ts";
- * const targets = new SyncTargets({ redialMinMs: 100, redialMaxMs: 1000 }, () => 0.9);
+ * const targets = new SyncTargets(
+ *   { redialMinMs: 100, redialMaxMs: 1000, antiEntropyIntervalMs: 500 },
+ *   () => 0.9,
+ * );
  * targets.choose({ linked: ["b"], urls: ["http://c"], httpBusy: false }, 0);
  * // { via: "http", url: "http://c" }
  * ```
@@ -89,9 +97,11 @@ export class SyncTargets {
   /** Records an HTTP session that failed and delays the next one. */
   failed(url: string, nowMs: number): void {
     const failures = (this.#backoff.get(url)?.failures ?? 0) + 1;
+    const { redialMinMs, redialMaxMs, antiEntropyIntervalMs } = this.#settings;
     const ceiling = Math.min(
-      this.#settings.redialMaxMs,
-      this.#settings.redialMinMs * 2 ** Math.min(failures - 1, 30),
+      redialMaxMs,
+      Math.max(redialMinMs, 4 * antiEntropyIntervalMs),
+      redialMinMs * 2 ** Math.min(failures - 1, 30),
     );
     const delay = ceiling / 2 + this.#random() * ceiling / 2;
     this.#backoff.set(url, { failures, nextAttemptMs: nowMs + delay });
