@@ -11,6 +11,7 @@
 
 import { parseArgs } from "node:util";
 import { measurePropagation, type PropagationResult } from "./propagation.ts";
+import { antiEntropySection } from "./anti_entropy.ts";
 
 const args = parseArgs({
   args: Deno.args,
@@ -65,6 +66,7 @@ for (const size of sizes) {
   console.log(`propagation: N=${size}, ${updates} updates`);
   results.push(await measurePropagation(size, updates, console.log));
 }
+const antiEntropy = await antiEntropySection(quick, console.log);
 
 const report = `# Benchmark results
 
@@ -90,6 +92,7 @@ window, including keepalives and anti-entropy.
 
 ${propagationTable(results)}
 
+${antiEntropy}
 Total run time: ${Math.round((Date.now() - started) / 1000)} s.
 `;
 await Deno.writeTextFile(out, report);
