@@ -231,7 +231,7 @@ export const SETTINGS = {
     min: 1000,
     max: 3650 * DAY,
     help:
-      "Milliseconds a delete marker is kept; an instance away longer than this resynchronises from scratch",
+      "Milliseconds a delete marker is kept; an instance without anti-entropy for longer than this quarantines its older entries until a peer confirms them",
   },
   maxClockDriftMs: {
     kind: "int",

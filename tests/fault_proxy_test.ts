@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { FaultProxy } from "../lib/chaos/fault_proxy.ts";
 import { ProcessSources, socketInode } from "../lib/chaos/process_sources.ts";
 
-/** An echo server on a free port; `close()` stops it and its connections. */
+/** Starts an echo server on a free port; `close()` stops it and its connections. */
 function echoServer() {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const conns = new Set<Deno.Conn>();
@@ -87,7 +87,7 @@ async function roundTrip(
   }
 }
 
-/** A proxy whose every connection comes from `source()`. */
+/** Returns a proxy that names `source()` as the source of every connection. */
 function proxyFrom(source: () => string) {
   return new FaultProxy({ resolveSource: () => Promise.resolve(source()) });
 }

@@ -25,8 +25,9 @@
  *   (such as `/v1/sync`) passes. The proxy looks for the upgrade header in
  *   the first chunk of the connection.
  *
- * The fault of a connection from A to B applies to bytes from A to B, and
- * the fault from B to A to the replies; `cut` on either closes it.
+ * On a connection that A opened to B, the fault from A to B applies to the
+ * bytes A sends and the fault from B to A to the replies. A `cut` in either
+ * direction closes it.
  *
  * @example
  * ```ts ignore
@@ -487,7 +488,7 @@ async function writeAll(conn: Deno.TcpConn, chunk: Uint8Array): Promise<void> {
   }
 }
 
-/** Whether the start of a connection is an HTTP WebSocket upgrade request. */
+/** Returns whether the start of a connection is a WebSocket upgrade request. */
 export function isWebSocketUpgrade(start: Uint8Array): boolean {
   const head = new TextDecoder("latin1").decode(start.subarray(0, 4096));
   return head.startsWith("GET ") && /\r\nupgrade:\s*websocket/i.test(head);

@@ -3,11 +3,11 @@
  * of a converged fleet's final state against it.
  *
  * Each write carries a value unique to it (`{"op": ID}`), so a final value
- * names the write that produced it. "Later" means a higher version, the
- * order every instance merges by (last writer wins on the hybrid logical
- * clock), not the order in which the client saw the acknowledgements: two
- * writes to one key on two instances within the same millisecond are
- * ordered by version. The check, per key:
+ * names the write that produced it. "Later" means a higher version, because
+ * every instance merges by version (last writer wins on the hybrid logical
+ * clock). It is not the order in which the client saw acknowledgements: two
+ * writes to one key on two instances within one millisecond are ordered by
+ * version. The check, per key:
  *
  * - the final entry must be the acknowledged operation with the highest
  *   version, or a later one whose acknowledgement never arrived (it may
@@ -41,7 +41,7 @@ export interface OpRecord {
   ackedMs?: number;
   /** Version from the acknowledgement, `wall.counter.node`. */
   version?: string;
-  /** Why it failed, when it did; the operation may still have been stored. */
+  /** Error message of a failed attempt; the operation may still have been stored. */
   error?: string;
 }
 

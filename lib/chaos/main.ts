@@ -1,7 +1,7 @@
 /**
- * `deno task chaos`: one chaos run of real instances behind the fault
- * proxy, with a report; exits 1 when a write was lost, a deleted key came
- * back or the fleet did not converge.
+ * `deno task chaos` runs one chaos run of real instances behind the fault
+ * proxy and prints a report. It exits 1 when a write was lost, a deleted
+ * key came back or the fleet did not converge.
  *
  * ```sh
  * deno task chaos                          # six instances, one minute, random seed

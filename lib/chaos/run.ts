@@ -76,11 +76,11 @@ export interface ChaosReport {
   /** Milliseconds from the final heal (every instance up) to convergence. */
   readonly convergeMs: number;
   readonly digest: string;
-  /** Why the run failed before its check, if it did. */
+  /** Error message of a run that failed before its check. */
   readonly error?: string;
 }
 
-/** Whether a report shows a correct run. */
+/** Returns whether a report shows a correct run. */
 export function passed(report: ChaosReport): boolean {
   return report.error === undefined && report.converged &&
     report.check.lost.length === 0 && report.check.resurrected.length === 0 &&
