@@ -134,6 +134,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     ],
   });
   const stopWork = new AbortController();
+  // Aborts at the end of the run, cutting short any fault or downtime.
+  const deadline = new AbortController();
+  let deadlineTimer: ReturnType<typeof setTimeout> | undefined;
   let convergeMs = NaN;
   let converged = false;
   let digest = "";
@@ -141,7 +144,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   let check: CheckResult = checkHistory([], new Map());
   try {
     await fleet.waitConverged({ timeoutMs: 20_000 });
-    const deadline = history.elapsedMs() + options.durationMs;
+    deadlineTimer = setTimeout(() => deadline.abort(), options.durationMs);
     const workload = runWorkload({
       fleet,
       history,
@@ -153,9 +156,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       signal: stopWork.signal,
     });
     const kills = options.killGapMs > 0
-      ? killLoop(fleet, options, history, deadline, record)
+      ? killLoop(fleet, options, history, deadline.signal, record)
       : Promise.resolve();
-    await faultLoop(fleet, options, history, deadline, record);
+    await faultLoop(fleet, options, history, deadline.signal, record);
     await kills;
     stopWork.abort();
     await workload;
@@ -188,6 +191,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     error = (caught as Error).message;
     stopWork.abort();
   } finally {
+    clearTimeout(deadlineTimer);
     if (error !== undefined) log(fleet.logs(80));
     await fleet.close();
   }
@@ -206,25 +210,22 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   };
 }
 
-/** Injects one network fault at a time until `deadline`, healing each. */
+/** Injects one network fault at a time until `end` aborts, healing each. */
 async function faultLoop(
   fleet: ChaosFleet,
   options: ChaosOptions,
   history: History,
-  deadline: number,
+  end: AbortSignal,
   record: (event: FaultEvent) => void,
 ): Promise<void> {
   const random = seededRandom(streamSeed(options.seed, 1));
   const names = fleet.names;
   const pick = () => names[Math.floor(random() * names.length)]!;
-  // Each pass injects one fault, so the count of passes is bounded by time.
-  while (history.elapsedMs() < deadline) {
-    await sleep(options.faultGapMs * (0.5 + random()));
-    if (history.elapsedMs() >= deadline) break;
-    const holdMs = Math.min(
-      500 + random() * 3500,
-      Math.max(0, deadline - history.elapsedMs()),
-    );
+  // Each pass waits at least half the fault gap, so passes are bounded.
+  while (!end.aborted) {
+    await sleep(options.faultGapMs * (0.5 + random()), end);
+    if (end.aborted) break;
+    const holdMs = 500 + random() * 3500;
     const atMs = history.elapsedMs();
     const draw = random();
     if (draw < 0.3) {
@@ -270,7 +271,7 @@ async function faultLoop(
         holdMs,
       });
     }
-    await sleep(holdMs);
+    await sleep(holdMs, end);
     fleet.proxy.heal();
   }
 }
@@ -280,13 +281,13 @@ async function killLoop(
   fleet: ChaosFleet,
   options: ChaosOptions,
   history: History,
-  deadline: number,
+  end: AbortSignal,
   record: (event: FaultEvent) => void,
 ): Promise<void> {
   const random = seededRandom(streamSeed(options.seed, 2));
-  while (history.elapsedMs() < deadline) {
-    await sleep(options.killGapMs * (0.5 + random()));
-    if (history.elapsedMs() >= deadline) break;
+  while (!end.aborted) {
+    await sleep(options.killGapMs * (0.5 + random()), end);
+    if (end.aborted) break;
     const running = fleet.running();
     // Keep most of the fleet up, so that clients have somewhere to write.
     if (running.length < options.size - 1) continue;
@@ -295,7 +296,7 @@ async function killLoop(
     const atMs = history.elapsedMs();
     await fleet.kill(victim.name);
     record({ atMs, kind: "kill", detail: victim.name, holdMs: downMs });
-    await sleep(downMs);
+    await sleep(downMs, end);
     await fleet.restart(victim.name);
     record({ atMs: history.elapsedMs(), kind: "restart", detail: victim.name });
   }
