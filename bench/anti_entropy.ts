@@ -34,7 +34,7 @@ import { quantile } from "./propagation.ts";
 
 /** One measured anti-entropy session. */
 export interface SessionResult {
-  /** What differs, for the table. */
+  /** Row label that names the difference. */
   readonly label: string;
   readonly keys: number;
   readonly differing: number;

@@ -38,9 +38,9 @@ import type { Entry } from "./entry.ts";
 import type { Replica } from "./replica.ts";
 
 /**
- * Whether an instance whose last vouched anti-entropy session ended at
- * `lastSyncMs` is stale at `nowMs`. An instance that never completed one
- * is not: it is new, or alone in its fleet.
+ * Returns whether an instance whose last vouched anti-entropy session ended
+ * at `lastSyncMs` is stale at `nowMs`. An instance that never completed one
+ * is not, because it is new or alone in its fleet.
  */
 export function isStale(
   lastSyncMs: number | undefined,
@@ -107,8 +107,8 @@ export class Quarantine {
   }
 
   /**
-   * Whether a session with serial `serial` began after the quarantine, so
-   * that completing it with a vouching peer ends the quarantine.
+   * Returns whether a session with serial `serial` began after the
+   * quarantine, so that completing it with a vouching peer ends it.
    */
   endsWith(serial: number): boolean {
     return this.#entries.size > 0 && serial > this.#openedBefore;

@@ -10,10 +10,10 @@
  * waiting out their redial delays. memberlist's push-pull sync picks its
  * partner among all live members for the same reason.
  *
- * A URL whose HTTP session failed is skipped for a while: `redialMinMs`
- * after the first failure, doubling up to `redialMaxMs` or four anti-entropy
- * intervals, whichever is shorter, each delay drawn between half and all of
- * that value (the same "equal jitter" as redials). Rounds then rarely go to
+ * A URL whose HTTP session failed is skipped for a while. The delay is
+ * `redialMinMs` after the first failure and doubles up to `redialMaxMs` or
+ * four anti-entropy intervals, whichever is shorter. Each delay is drawn
+ * between half and all of that value, the same "equal jitter" as redials. Rounds then rarely go to
  * an unreachable instance. After a partition heals, each pair of instances
  * across the former cut retries at its own time, so with a few instances
  * per side the first retry comes well within one interval.
