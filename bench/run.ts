@@ -16,6 +16,7 @@ import {
   measureOverlay,
   membershipSection,
 } from "./membership.ts";
+import { antiEntropySection } from "./anti_entropy.ts";
 
 const args = parseArgs({
   args: Deno.args,
@@ -73,6 +74,7 @@ for (const size of sizes) {
     results.push(await measurePropagation(size, updates, mode, console.log));
   }
 }
+const antiEntropy = await antiEntropySection(quick, console.log);
 
 console.log("membership: failure detection and overlay shape");
 const membership = membershipSection(
@@ -109,6 +111,7 @@ anti-entropy included.
 
 ${propagationTable(results)}
 
+${antiEntropy}
 ${membership}
 Total run time: ${Math.round((Date.now() - started) / 1000)} s.
 `;

@@ -304,6 +304,14 @@ export const SETTINGS = {
     help:
       "Which newer entries an anti-entropy round moves: both sides' (push-pull), only the initiator's (push) or only the responder's (pull)",
   },
+  antiEntropyRumorLimit: {
+    kind: "int",
+    default: 256,
+    min: 0,
+    max: 1_000_000,
+    help:
+      "Entries that one anti-entropy session repairs and then spreads as rumors, so that news found after a partition heals travels at rumor speed; 0 turns it off",
+  },
   syncTimeoutMs: {
     kind: "int",
     default: 5 * SECOND,
@@ -317,7 +325,7 @@ export const SETTINGS = {
     min: 1000,
     max: 3650 * DAY,
     help:
-      "Milliseconds a delete marker is kept; an instance away longer than this resynchronises from scratch",
+      "Milliseconds a delete marker is kept; an instance without anti-entropy for longer than this quarantines its older entries until a peer confirms them",
   },
   maxClockDriftMs: {
     kind: "int",

@@ -55,8 +55,35 @@ export class StartError extends Error {
 const FEED_CAPACITY = 10_000;
 /** Updates whose applied and done times are kept for update tracking. */
 const TRACKER_CAPACITY = 10_000;
-/** Least time between two writes of the last-sync time to KV. */
+/**
+ * Minimum time between two writes of the last-sync time to KV, unless a
+ * quarter of the tombstone lifetime is shorter. A restarted instance may
+ * thus judge itself away a little longer than it was, which only makes
+ * the quarantine rule (see protocol/quarantine.ts) start early.
+ */
 const LAST_SYNC_WRITE_MS = 10_000;
+
+/**
+ * Test-only: milliseconds added to this instance's wall clock, read from
+ * `GRAPEVINE_TEST_CLOCK_OFFSET_MS`, so that tests can run an instance whose
+ * clock is minutes ahead or behind. Not a setting; never set it in
+ * production.
+ */
+export function testClockOffsetMs(
+  env: (name: string) => string | undefined = (name) => Deno.env.get(name),
+): number {
+  const text = env("GRAPEVINE_TEST_CLOCK_OFFSET_MS");
+  if (text === undefined || text.trim() === "") return 0;
+  const offset = Number(text);
+  if (!Number.isSafeInteger(offset)) {
+    throw new StartError(
+      `Invalid GRAPEVINE_TEST_CLOCK_OFFSET_MS: ${
+        JSON.stringify(text)
+      } is not a whole number of milliseconds`,
+    );
+  }
+  return offset;
+}
 
 /**
  * A running instance. Stop it with {@link close} or `await using`.
@@ -364,10 +391,14 @@ export class Instance implements InstanceApi, AsyncDisposable {
       : settings.advertiseUrl ||
         `${scheme}://${urlHost(settings.host)}:${port}`;
 
+    const offsetMs = testClockOffsetMs();
+    if (offsetMs !== 0) {
+      this.log.warn("wall clock offset for tests", { offset_ms: offsetMs });
+    }
     const node = new GossipNode({
       settings,
       self: { id, region: settings.region, url, incarnation: Date.now() },
-      now: Date.now,
+      now: offsetMs === 0 ? Date.now : () => Date.now() + offsetMs,
       random: Math.random,
       counters: this.counters,
       state,
@@ -510,14 +541,32 @@ export class Instance implements InstanceApi, AsyncDisposable {
       case "rumor_removed":
         this.tracker.rumorDone(event.key, event.reason, Date.now());
         break;
+      case "quarantine":
+        if (event.phase === "entered") {
+          this.log.warn(
+            "no anti-entropy session for longer than the tombstone lifetime; old entries quarantined until a peer confirms them",
+            { entries: event.entries, last_sync_ms: this.node.lastSyncMs },
+          );
+        } else {
+          this.log.info("quarantine ended; entries no peer held dropped", {
+            entries: event.entries,
+          });
+        }
+        break;
     }
   }
 
   #recordSync(): void {
+    const lastSyncMs = this.node.lastSyncMs;
+    if (lastSyncMs === undefined) return;
     const now = Date.now();
-    if (now - this.#lastSyncWriteMs < LAST_SYNC_WRITE_MS) return;
+    const spacing = Math.min(
+      LAST_SYNC_WRITE_MS,
+      this.settings.tombstoneTtlMs / 4,
+    );
+    if (now - this.#lastSyncWriteMs < spacing) return;
     this.#lastSyncWriteMs = now;
-    this.#track(this.#store.setLastSync(now));
+    this.#track(this.#store.setLastSync(lastSyncMs));
   }
 
   async #shutdown(): Promise<void> {

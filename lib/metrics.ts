@@ -77,6 +77,20 @@ export const KNOWN_COUNTERS: Readonly<
       "Bytes of anti-entropy requests and responses, by direction and transport",
     labels: ["direction", "via"],
   },
+  repairs_rumored: {
+    help: "Entries repaired by anti-entropy and then spread as rumors",
+    labels: [],
+  },
+  entries_quarantined: {
+    help:
+      "Entries set aside because this instance had no anti-entropy round for longer than the tombstone lifetime",
+    labels: [],
+  },
+  quarantine_settled: {
+    help:
+      "Quarantined entries settled, by outcome: kept, replaced by a newer copy, or dropped",
+    labels: ["outcome"],
+  },
   tombstones_collected: {
     help: "Delete markers forgotten after the tombstone lifetime",
     labels: [],

@@ -18,6 +18,10 @@ export interface StatusReport {
   /** Live entries: keys with a value. */
   entries: number;
   tombstones: number;
+  /** Entries set aside after a long absence until a peer confirms them; see protocol/quarantine.ts. */
+  quarantined: number;
+  /** Time of the last anti-entropy session with a vouching peer, or null if none completed. */
+  last_sync: string | null;
   /** Hash of every entry, tombstones included; equal on two instances exactly when they hold the same entries. */
   digest: string;
   clock: string;
@@ -52,6 +56,10 @@ export function buildStatus(node: GossipNode, startedMs: number): StatusReport {
     protocol: PROTOCOL_VERSION,
     entries: node.replica.live,
     tombstones: node.replica.tombstones,
+    quarantined: node.quarantined,
+    last_sync: node.lastSyncMs === undefined
+      ? null
+      : new Date(node.lastSyncMs).toISOString(),
     digest: node.replica.digest() || "0".repeat(32),
     clock: formatVersion(node.clock),
     rumors_active: node.activeRumors,

@@ -9,7 +9,8 @@
  *
  * Two nodes compare trees from the root down and descend only into children
  * whose hashes differ, so a round costs bytes in proportion to the number of
- * differing keys times the depth, not to the number of keys.
+ * differing keys times the depth. The number of keys adds only the key lists
+ * of differing leaves, about keys / 4096 entries each.
  *
  * Node paths are hex strings: `""` is the root, `"a"` a child of the root,
  * `"a3f"` a leaf.

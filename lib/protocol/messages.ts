@@ -96,6 +96,12 @@ export const SyncResponseSchema = z.strictObject({
   entries: z.array(EntrySchema).max(4096),
   /** Wanted keys left out to keep the frame small; the initiator asks again. */
   skipped: z.array(z.string().max(2048)).max(4096),
+  /**
+   * Sent only by a responder that cannot vouch for its state (it has a
+   * quarantine, see quarantine.ts); such a session drops no quarantined
+   * entry of the initiator.
+   */
+  quarantined: z.literal(true).optional(),
 });
 
 const base = { v: z.literal(PROTOCOL_VERSION) };

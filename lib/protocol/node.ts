@@ -58,6 +58,7 @@ import type {
 } from "./node_types.ts";
 import { WriteError } from "./node_types.ts";
 import { type Link, type LinkDecision, Overlay } from "./overlay.ts";
+import { isStale, Quarantine } from "./quarantine.ts";
 import { Replica } from "./replica.ts";
 import {
   type RemovalReason,
@@ -73,6 +74,7 @@ import {
   SyncSession,
   type SyncStats,
 } from "./sync.ts";
+import { SyncTargets } from "./sync_targets.ts";
 
 export * from "./node_types.ts";
 export type { LinkDecision } from "./overlay.ts";
@@ -82,6 +84,17 @@ interface OpenSession {
   readonly peer: string;
   readonly link: number | undefined;
   readonly startedMs: number;
+  readonly repair: RepairState;
+}
+
+/** What one initiated anti-entropy session learned, beyond its stats. */
+interface RepairState {
+  /** Order in which the session was opened, from 1. */
+  readonly serial: number;
+  /** False once a response said the peer does not vouch for its state. */
+  vouched: boolean;
+  /** Repaired entries spread as rumors so far. */
+  rumored: number;
 }
 
 /** Returns the KV operation that records a new rumor of an entry. */
@@ -139,6 +152,12 @@ export class GossipNode {
   readonly #recent = new Map<string, Version>();
   #nextLazyPushMs = 0;
   #syncRounds = 0;
+  readonly #syncTargets: SyncTargets;
+  readonly #quarantine = new Quarantine();
+  #lastSyncMs: number | undefined;
+  #sessionSerial = 0;
+  #httpSyncUrl: string | undefined;
+  #nextStaleCheckMs: number;
   #ops: PersistOp[] = [];
   #nextRequestId = 1;
   #httpSyncRunning = false;
@@ -155,6 +174,7 @@ export class GossipNode {
     this.#admitEntry = options.admitEntry;
     this.#clock = new HybridClock(self.id, now, settings.maxClockDriftMs);
     this.#members = new MemberTable(self, now());
+    this.#syncTargets = new SyncTargets(settings, random);
     this.#rumors = new RumorBuffer({
       shareLimit: () => effectiveShareLimit(settings, this.#members.liveCount),
       feedbackLimit: settings.feedbackLimit,
@@ -184,6 +204,7 @@ export class GossipNode {
     const start = now();
     this.#nextSyncMs = start + this.#syncDelay();
     this.#nextCollectMs = start + this.#collectIntervalMs();
+    this.#nextStaleCheckMs = start;
   }
 
   // ---- Reads ---------------------------------------------------------------
@@ -216,6 +237,19 @@ export class GossipNode {
   /** The highest version issued or observed. */
   get clock(): Version {
     return this.#clock.last;
+  }
+
+  /**
+   * Local time of the last anti-entropy session this node completed with a
+   * vouching peer, or `undefined` if there was none.
+   */
+  get lastSyncMs(): number | undefined {
+    return this.#lastSyncMs;
+  }
+
+  /** Number of entries in quarantine; see quarantine.ts. */
+  get quarantined(): number {
+    return this.#quarantine.size;
   }
 
   /** Local health score of the failure detector (0 is healthy). */
@@ -301,6 +335,8 @@ export class GossipNode {
   applyLocal(entries: readonly Entry[]): void {
     const fresh = new Set<string>();
     for (const entry of entries) {
+      // A local write is newer than any stored entry, quarantined or not.
+      this.#quarantine.take(entry.key);
       const previous = this.#replica.get(entry.key);
       if (!this.#replica.apply(entry)) continue;
       fresh.add(entry.key);
@@ -486,6 +522,10 @@ export class GossipNode {
   tick(): void {
     const now = this.#now();
     if (this.#members.self.state === "left") return;
+    if (now >= this.#nextStaleCheckMs) {
+      this.#nextStaleCheckMs = now + this.#collectIntervalMs();
+      this.#quarantineIfStale(now);
+    }
     this.#spread();
     this.#lazyPush(now);
     this.#keepEager();
@@ -511,11 +551,18 @@ export class GossipNode {
    * HTTP requests alike.
    */
   handleSyncRequest(request: SyncRequest, from: string): SyncResponse {
-    for (const entry of request.push) this.#merge(entry, "push", from);
+    const repaired: Entry[] = [];
+    for (const entry of request.push) {
+      if (this.#merge(entry, "push", from) === "applied") repaired.push(entry);
+    }
+    this.#spreadRepaired(
+      repaired.slice(0, this.#settings.antiEntropyRumorLimit),
+      from,
+    );
     const response = answerSync(this.#replica, request, this.#syncLimits());
     this.counters.inc("sync_requests_answered");
     this.#flush();
-    return response;
+    return this.#vouches() ? response : { ...response, quarantined: true };
   }
 
   /**
@@ -525,20 +572,24 @@ export class GossipNode {
   openHttpSync(peer: string): HttpSyncDriver | undefined {
     if (this.#httpSyncRunning) return undefined;
     this.#httpSyncRunning = true;
+    const url = this.#httpSyncUrl;
+    this.#httpSyncUrl = undefined;
     const session = new SyncSession(this.#replica, this.#syncLimits());
+    const repair = this.#newRepairState();
     return {
       first: () => session.first(),
       next: (response) => {
-        const request = session.next(
-          response,
-          (entry) => this.#merge(entry, "pull", peer),
-        );
+        const request = this.#nextSyncStep(session, repair, peer, response);
         this.#flush();
         return request;
       },
       finish: (error) => {
         this.#httpSyncRunning = false;
-        this.#finishSync(peer, "http", session.stats, error);
+        if (url !== undefined) {
+          if (error === undefined) this.#syncTargets.succeeded(url);
+          else this.#syncTargets.failed(url, this.#now());
+        }
+        this.#finishSync(peer, "http", session.stats, error, repair);
         this.#flush();
       },
     };
@@ -547,6 +598,7 @@ export class GossipNode {
   // ---- Internals -------------------------------------------------------------------
 
   #restore(state: NodeState): void {
+    this.#lastSyncMs = state.lastSyncMs;
     let highest: Version | undefined = state.clock;
     for (const entry of state.entries) {
       this.#replica.apply(entry);
@@ -645,6 +697,9 @@ export class GossipNode {
       );
     }
 
+    const quarantined = this.#quarantine.get(entry.key);
+    if (quarantined) this.#settleQuarantined(entry, quarantined, from);
+
     const current = this.#replica.get(entry.key);
     if (current) {
       const order = compareVersions(entry.version, current.version);
@@ -653,7 +708,9 @@ export class GossipNode {
         return "duplicate";
       }
       if (order < 0) return "stale";
-    } else if (entry.version[0] < now - this.#settings.tombstoneTtlMs) {
+    } else if (
+      !quarantined && entry.version[0] < now - this.#settings.tombstoneTtlMs
+    ) {
       // Older than the tombstone horizon and unknown here: either every
       // node already has it, or it was deleted and the tombstone collected.
       // Pushing it would bring a deleted key back, so only a pull (a node
@@ -995,29 +1052,21 @@ export class GossipNode {
   }
 
   /**
-   * Picks the link for an anti-entropy round: with region awareness, a link
-   * in this node's region, except every `remoteSyncEvery`-th round, which
-   * pairs with another region so that regions cannot drift apart.
+   * URLs for anti-entropy over HTTP: live members that are not linked, and
+   * seeds that are no known member's URL.
    */
-  #syncPartner(links: Link[]): Link {
-    const pick = (choices: Link[]) =>
-      choices[Math.floor(this.#random() * choices.length)]!;
-    if (this.#settings.regionAwareness === "off") return pick(links);
-    this.#syncRounds++;
-    const remote = this.#syncRounds % this.#settings.remoteSyncEvery === 0;
-    const wanted = links.filter((link) =>
-      (this.#overlay.sideOf(link.peer) === "remote") === remote
-    );
-    return pick(wanted.length > 0 ? wanted : links);
-  }
-
-  /** URLs of live members and seeds, for anti-entropy over HTTP. */
-  #syncCandidates(): string[] {
+  #syncUrls(): string[] {
     const urls = new Set<string>();
+    const known = new Set<string>();
     for (const member of this.#members.others()) {
-      if (member.url && member.state === "alive") urls.add(member.url);
+      if (!member.url) continue;
+      known.add(member.url);
+      const linked = this.#overlay.linkTo(member.id) !== undefined;
+      if (member.state === "alive" && !linked) urls.add(member.url);
     }
-    for (const seed of this.#settings.seeds) urls.add(seed);
+    for (const seed of this.#settings.seeds) {
+      if (!known.has(seed)) urls.add(seed);
+    }
     if (this.#members.self.url) urls.delete(this.#members.self.url);
     return [...urls];
   }
@@ -1032,23 +1081,58 @@ export class GossipNode {
     return {
       maxEntries: this.#settings.maxEntriesPerFrame,
       maxEntryBytes: this.#settings.maxFrameBytes / 2,
-      direction: this.#settings.antiEntropyMode,
+      // A quarantined node must pull to settle its quarantine.
+      direction: this.#quarantine.size > 0 &&
+          this.#settings.antiEntropyMode === "push"
+        ? "push-pull"
+        : this.#settings.antiEntropyMode,
     };
   }
 
-  /** Starts a session with a random linked peer, or over HTTP without one. */
+  /**
+   * Starts a session with a peer chosen among every reachable instance (see
+   * sync_targets.ts): over its link when linked, over HTTP otherwise. With
+   * region awareness, peers come from this node's region, except every
+   * `remoteSyncEvery`-th round, which pairs with another region so that
+   * regions cannot drift apart.
+   */
   #startSync(): void {
-    const links = [...this.#overlay.links.values()];
-    if (links.length === 0) {
-      const urls = this.#syncCandidates();
-      const url = urls[Math.floor(this.#random() * urls.length)];
-      if (url && !this.#httpSyncRunning) this.#effects.syncOverHttp(url);
+    let wsBusy = false;
+    for (const open of this.#sessions.values()) {
+      if (open.link !== undefined) wsBusy = true;
+    }
+    let linked = wsBusy ? [] : [...this.#overlay.links.keys()];
+    let urls = this.#syncUrls();
+    if (this.#settings.regionAwareness === "on") {
+      this.#syncRounds++;
+      const remote = this.#syncRounds % this.#settings.remoteSyncEvery === 0;
+      const region = this.#members.self.region;
+      const byRegion = new Map(
+        this.#members.others().map((member) => [member.url, member.region]),
+      );
+      const sideLinks = linked.filter((peer) =>
+        (this.#overlay.sideOf(peer) === "remote") === remote
+      );
+      const sideUrls = urls.filter((url) =>
+        (byRegion.get(url) !== region) === remote
+      );
+      if (sideLinks.length + sideUrls.length > 0) {
+        linked = sideLinks;
+        urls = sideUrls;
+      }
+    }
+    const target = this.#syncTargets.choose({
+      linked,
+      urls,
+      httpBusy: this.#httpSyncRunning,
+    }, this.#now());
+    if (!target) return;
+    if (target.via === "http") {
+      this.#httpSyncUrl = target.url;
+      this.#effects.syncOverHttp(target.url);
       return;
     }
-    for (const open of this.#sessions.values()) {
-      if (open.link !== undefined) return;
-    }
-    const link = this.#syncPartner(links);
+    const link = this.#overlay.linkTo(target.peer)!;
     const session = new SyncSession(this.#replica, this.#syncLimits());
     const rid = this.#nextRequestId++;
     this.#sessions.set(rid, {
@@ -1056,6 +1140,7 @@ export class GossipNode {
       peer: link.peer,
       link: link.id,
       startedMs: this.#now(),
+      repair: this.#newRepairState(),
     });
     this.#effects.send(link.id, {
       v: 1,
@@ -1068,13 +1153,21 @@ export class GossipNode {
   #continueSync(rid: number, response: SyncResponse): void {
     const open = this.#sessions.get(rid);
     if (!open || open.link === undefined) return;
-    const request = open.session.next(
+    const request = this.#nextSyncStep(
+      open.session,
+      open.repair,
+      open.peer,
       response,
-      (entry) => this.#merge(entry, "pull", open.peer),
     );
     if (!request) {
       this.#sessions.delete(rid);
-      this.#finishSync(open.peer, "ws", open.session.stats);
+      this.#finishSync(
+        open.peer,
+        "ws",
+        open.session.stats,
+        undefined,
+        open.repair,
+      );
       return;
     }
     this.#effects.send(open.link, {
@@ -1090,10 +1183,126 @@ export class GossipNode {
     via: "ws" | "http",
     stats: SyncStats,
     error?: string,
+    repair?: RepairState,
   ): void {
     const ok = error === undefined;
     this.counters.inc("sync_sessions", { via, result: ok ? "ok" : "failed" });
+    if (ok && repair?.vouched) {
+      this.#lastSyncMs = this.#now();
+      if (this.#quarantine.endsWith(repair.serial)) this.#endQuarantine();
+    }
     this.#effects.emit({ type: "sync_done", peer, via, ok, stats, error });
+  }
+
+  #newRepairState(): RepairState {
+    return { serial: ++this.#sessionSerial, vouched: true, rumored: 0 };
+  }
+
+  /**
+   * Merges one response of an initiated session, spreads what it repaired
+   * (up to `antiEntropyRumorLimit` per session), and returns the next
+   * request, if any.
+   */
+  #nextSyncStep(
+    session: SyncSession,
+    repair: RepairState,
+    peer: string,
+    response: SyncResponse,
+  ): SyncRequest | undefined {
+    if (response.quarantined) repair.vouched = false;
+    const repaired: Entry[] = [];
+    const request = session.next(response, (entry) => {
+      const result = this.#merge(entry, "pull", peer);
+      const budget = this.#settings.antiEntropyRumorLimit - repair.rumored;
+      if (result === "applied" && repaired.length < budget) {
+        repaired.push(entry);
+      }
+    });
+    repair.rumored += repaired.length;
+    this.#spreadRepaired(repaired, peer);
+    return request;
+  }
+
+  /**
+   * Spreads entries that anti-entropy repaired as new rumors. After a
+   * partition heals, one session across the former cut then carries each
+   * side's news to the whole other side at rumor speed.
+   */
+  #spreadRepaired(entries: readonly Entry[], from: string): void {
+    if (entries.length === 0) return;
+    const keys = new Set<string>();
+    for (const entry of entries) {
+      keys.add(entry.key);
+      this.#rumors.add(entry.key, entry.version, [from]);
+      this.#ops.push(newRumorOp(entry));
+    }
+    this.counters.inc("repairs_rumored", {}, entries.length);
+    if (this.#settings.rumorFirstPush === "at_once") this.#spread(keys);
+  }
+
+  /** Whether this node's sync answers can end a peer's quarantine. */
+  #vouches(): boolean {
+    const now = this.#now();
+    return this.#quarantine.size === 0 &&
+      !isStale(this.#lastSyncMs, now, this.#settings.tombstoneTtlMs) &&
+      (this.#lastSyncMs !== undefined || this.#replica.size > 0);
+  }
+
+  /**
+   * Quarantines entries older than the tombstone horizon while this node
+   * is stale; see quarantine.ts for the rule.
+   */
+  #quarantineIfStale(now: number): void {
+    const ttl = this.#settings.tombstoneTtlMs;
+    if (!isStale(this.#lastSyncMs, now, ttl)) return;
+    const moved = this.#quarantine.enter(
+      this.#replica,
+      now - ttl,
+      this.#sessionSerial,
+    );
+    if (moved === 0) return;
+    this.counters.inc("entries_quarantined", {}, moved);
+    this.#effects.emit({
+      type: "quarantine",
+      phase: "entered",
+      entries: moved,
+    });
+    // Settle the quarantine at the next tick instead of one interval later.
+    this.#nextSyncMs = now;
+  }
+
+  /** Settles a quarantined key with a copy of it that a peer sent. */
+  #settleQuarantined(copy: Entry, held: Entry, from: string): void {
+    this.#quarantine.take(held.key);
+    const order = compareVersions(copy.version, held.version);
+    if (order > 0) {
+      // The copy replaces it; the merge that follows stores the copy.
+      this.#ops.push({ type: "forget", key: held.key });
+      this.counters.inc("quarantine_settled", { outcome: "replaced" });
+      return;
+    }
+    // The peer holds the key, so the fleet did not forget it.
+    this.#replica.apply(held);
+    this.counters.inc("quarantine_settled", { outcome: "kept" });
+    if (order < 0) this.#spreadRepaired([held], from);
+  }
+
+  /** Drops every entry still quarantined: no vouching peer held them. */
+  #endQuarantine(): void {
+    const dropped = this.#quarantine.drain();
+    for (const entry of dropped) {
+      this.#ops.push({ type: "forget", key: entry.key });
+    }
+    this.counters.inc(
+      "quarantine_settled",
+      { outcome: "dropped" },
+      dropped.length,
+    );
+    this.#effects.emit({
+      type: "quarantine",
+      phase: "ended",
+      entries: dropped.length,
+    });
   }
 
   #expireSessions(now: number): void {
@@ -1111,6 +1320,9 @@ export class GossipNode {
 
   /** Forgets tombstones older than the tombstone lifetime. */
   #collectTombstones(now: number): void {
+    // A stale node may hold the only tombstone of a key that another stale
+    // node still holds alive; it keeps them until it is fresh again.
+    if (isStale(this.#lastSyncMs, now, this.#settings.tombstoneTtlMs)) return;
     const horizon = now - this.#settings.tombstoneTtlMs;
     const expired: string[] = [];
     for (const entry of this.#replica.entries()) {

@@ -37,6 +37,7 @@ export type NodeSettings = Pick<
   | "antiEntropyIntervalMs"
   | "antiEntropyJitter"
   | "antiEntropyMode"
+  | "antiEntropyRumorLimit"
   | "syncTimeoutMs"
   | "tombstoneTtlMs"
   | "maxClockDriftMs"
@@ -121,7 +122,13 @@ export type NodeEvent =
     stats: SyncStats;
     error?: string;
   }
-  | { type: "rumor_removed"; key: string; reason: RemovalReason };
+  | { type: "rumor_removed"; key: string; reason: RemovalReason }
+  | {
+    type: "quarantine";
+    /** `entered`: entries older than the horizon were set aside (see quarantine.ts); `ended`: those no peer held were dropped. */
+    phase: "entered" | "ended";
+    entries: number;
+  };
 
 /** What the node asks its adapter to do. */
 export interface NodeEffects {
@@ -149,6 +156,8 @@ export interface NodeState {
   readonly entries: Iterable<Entry>;
   readonly rumors: Iterable<RumorRecord>;
   readonly clock: Version | undefined;
+  /** Local time of the last anti-entropy session with a vouching peer. */
+  readonly lastSyncMs?: number | undefined;
 }
 
 /** Options of a {@link GossipNode}. */

@@ -1,13 +1,19 @@
 /**
  * GossipNodes wired together in memory, with a fake clock, for unit tests
  * of the protocol core. Frames are delivered when `deliver()` runs, in the
- * order they were sent.
+ * order they were sent. HTTP anti-entropy sessions that a node requests run
+ * to the end in `deliver()` too, against the node whose URL is
+ * `http://ID.test`, unless `httpBlocked` says the pair is cut.
  *
  * @module
  */
 
 import { defaultSettings, type Settings } from "../../lib/config.ts";
-import { type Frame, parseFrame } from "../../lib/protocol/messages.ts";
+import {
+  type Frame,
+  parseFrame,
+  type SyncRequest,
+} from "../../lib/protocol/messages.ts";
 import {
   GossipNode,
   type NodeEvent,
@@ -38,8 +44,14 @@ export class MemoryNet {
   readonly down = new Set<string>();
   /** Link id → [node, peer]. */
   readonly #links = new Map<number, [string, string]>();
+  readonly #httpRequests: { from: string; url: string }[] = [];
   #nextLink = 1;
   #seed = 42;
+
+  /** Whether HTTP anti-entropy from one node to another fails. */
+  httpBlocked: (from: string, to: string) => boolean = () => false;
+  /** HTTP sessions run, as `from>to:ok` or `from>to:failed`. */
+  readonly httpSessions: string[] = [];
 
   /** Deterministic random numbers (a linear congruential generator). */
   random = (): number => {
@@ -103,7 +115,7 @@ export class MemoryNet {
             this.link(id, target[0], url);
           });
         },
-        syncOverHttp: () => {},
+        syncOverHttp: (url) => this.#httpRequests.push({ from: id, url }),
         datagram: (url, frame) => {
           if (this.down.has(id)) return;
           this.#datagrams.push(() => {
@@ -168,12 +180,18 @@ export class MemoryNet {
     if (ends) this.unlink(ends[0], ends[1]);
   }
 
-  /** Delivers frames until none are left (at most `limit`). */
+  /** Delivers frames and runs HTTP sessions until none are left (at most `limit` frames). */
   deliver(limit = 100_000): number {
     let count = 0;
     while (
-      (this.#pending.length > 0 || this.#datagrams.length > 0) && count < limit
+      (this.#pending.length > 0 || this.#datagrams.length > 0 ||
+        this.#httpRequests.length > 0) && count < limit
     ) {
+      const http = this.#httpRequests.shift();
+      if (http) {
+        if (!this.down.has(http.from)) this.#runHttpSync(http);
+        continue;
+      }
       const datagram = this.#datagrams.shift();
       if (datagram) {
         datagram();
@@ -208,6 +226,27 @@ export class MemoryNet {
       { key, value: value === null ? null : JSON.stringify(value) },
     ]);
     node.applyLocal(entries);
+  }
+
+  #runHttpSync(request: { from: string; url: string }): void {
+    const initiator = this.nodes.get(request.from)!;
+    const to = /^http:\/\/(.+)\.test$/.exec(request.url)?.[1] ?? "";
+    const responder = this.nodes.get(to);
+    const driver = initiator.openHttpSync(request.url);
+    if (!driver) return;
+    if (!responder || this.down.has(to) || this.httpBlocked(request.from, to)) {
+      driver.finish("unreachable");
+      this.httpSessions.push(`${request.from}>${to}:failed`);
+      return;
+    }
+    let step: SyncRequest | undefined = driver.first();
+    for (let rounds = 0; step && rounds < 10_000; rounds++) {
+      const response = responder.handleSyncRequest(step, request.from);
+      // Round-trip through JSON, as HTTP would.
+      step = driver.next(JSON.parse(JSON.stringify(response)));
+    }
+    driver.finish();
+    this.httpSessions.push(`${request.from}>${to}:ok`);
   }
 
   #peerLink(link: number): number | undefined {

@@ -34,6 +34,8 @@ export function paperModel(
     feedbackLimit: 1000,
     antiEntropyIntervalMs: NEVER_MS,
     antiEntropyJitter: 0,
+    // The papers' anti-entropy does not turn repairs into new rumors.
+    antiEntropyRumorLimit: 0,
     ...overrides,
   };
 }
