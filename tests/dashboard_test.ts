@@ -5,9 +5,14 @@ import { flattenConfig, parseConfigText } from "../lib/config_file.ts";
 import { TestInstance } from "./helpers/process.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
-const SCREENSHOT = fileURLToPath(
-  new URL("../docs/dashboard.png", import.meta.url),
-);
+/**
+ * Where the screenshot goes: the README's docs/dashboard.png when
+ * GRAPEVINE_UPDATE_SCREENSHOT=1 (`deno task screenshot`), otherwise a
+ * temporary file, so a test run leaves the checkout unchanged.
+ */
+const SCREENSHOT = Deno.env.get("GRAPEVINE_UPDATE_SCREENSHOT") === "1"
+  ? fileURLToPath(new URL("../docs/dashboard.png", import.meta.url))
+  : `${Deno.makeTempDirSync({ prefix: "grapevine-shot-" })}/dashboard.png`;
 const FIXTURE = fileURLToPath(
   new URL("./fixtures/edge-config.yaml", import.meta.url),
 );
