@@ -25,7 +25,7 @@ import {
   pushCommand,
 } from "./lib/cli/config_commands.ts";
 import { deployCommand } from "./lib/cli/deploy.ts";
-import { fleetCommand } from "./lib/cli/fleet.ts";
+import { fleetCommand, FleetError } from "./lib/cli/fleet.ts";
 import { keygenCommand } from "./lib/cli/keygen.ts";
 import { serveCommand } from "./lib/cli/serve.ts";
 import { simulateCommand } from "./lib/cli/simulate.ts";
@@ -95,6 +95,7 @@ export async function main(argv: string[]): Promise<number> {
     const known = error instanceof ClientError ||
       error instanceof SettingsError || error instanceof StartError ||
       error instanceof ManifestError || error instanceof ConfigFileError ||
+      error instanceof FleetError ||
       error instanceof RenderError || error instanceof PublisherKeyError ||
       error instanceof Deno.errors.NotFound;
     if (known) {

@@ -78,6 +78,8 @@ export interface WatchOptions {
    * the last error; unlimited by default.
    */
   readonly maxRetries?: number;
+  /** Called before each reconnect wait, with the error and the wait. */
+  readonly onRetry?: (error: ClientError, delayMs: number) => void;
 }
 
 /** One parsed Server-Sent Event. */
@@ -146,7 +148,12 @@ export class GrapevineClient {
   readonly #signer: ChangeSigner | undefined;
   readonly #fetch: typeof fetch;
 
+  /**
+   * @throws {ClientError} with code `invalid_url` when `baseUrl` is not an
+   * http:// or https:// URL without a path, such as http://127.0.0.1:8001.
+   */
   constructor(baseUrl: string, options: ClientOptions = {}) {
+    checkBaseUrl(baseUrl);
     this.baseUrl = baseUrl.replace(/\/$/, "");
     this.#timeoutMs = options.timeoutMs ?? 10_000;
     this.#token = options.token;
@@ -352,8 +359,10 @@ export class GrapevineClient {
       if (options.signal?.aborted) return;
       failures++;
       if (failures > maxRetries) throw failure;
-      const delayMs = Math.min(retryMaxMs, retryMinMs * 2 ** (failures - 1));
-      await sleep(delayMs * (0.5 + Math.random() / 2), options.signal);
+      const ceilingMs = Math.min(retryMaxMs, retryMinMs * 2 ** (failures - 1));
+      const delayMs = ceilingMs * (0.5 + Math.random() / 2);
+      options.onRetry?.(failure, delayMs);
+      await sleep(delayMs, options.signal);
     }
   }
 
@@ -404,11 +413,14 @@ export class GrapevineClient {
           signal: controller.signal,
         });
       } catch (error) {
-        const reason = controller.signal.aborted
-          ? `timed out after ${this.#timeoutMs} ms`
-          : (error as Error).message;
         throw new ClientError(
-          `${method} ${url} failed: ${reason}`,
+          `${method} ${url} failed: ${
+            describeFetchError(
+              error,
+              controller.signal.aborted,
+              this.#timeoutMs,
+            )
+          }`,
           0,
           "unreachable",
         );
@@ -528,4 +540,50 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
     const timer = setTimeout(done, ms);
     signal?.addEventListener("abort", done);
   });
+}
+
+/** Throws a {@link ClientError} for a base URL the client cannot use. */
+function checkBaseUrl(baseUrl: string): void {
+  let url: URL;
+  try {
+    url = new URL(baseUrl);
+  } catch {
+    throw new ClientError(
+      `Invalid instance URL ${
+        JSON.stringify(baseUrl)
+      }: expected a base URL such as http://127.0.0.1:8001`,
+      0,
+      "invalid_url",
+    );
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new ClientError(
+      `Invalid instance URL ${baseUrl}: use http:// or https://`,
+      0,
+      "invalid_url",
+    );
+  }
+  if (url.pathname !== "/" || url.search !== "") {
+    throw new ClientError(
+      `Invalid instance URL ${baseUrl}: give the instance's base URL without a path, such as ${url.origin}`,
+      0,
+      "invalid_url",
+    );
+  }
+}
+
+/** Explains why a request got no answer, with a hint for the usual causes. */
+function describeFetchError(
+  error: unknown,
+  timedOut: boolean,
+  timeoutMs: number,
+): string {
+  if (timedOut) return `timed out after ${timeoutMs} ms`;
+  const text = `${(error as Error).message} ${
+    String((error as Error & { cause?: unknown }).cause ?? "")
+  }`;
+  if (/refused/i.test(text)) {
+    return "connection refused; is the instance running? (start a local fleet with: npx -y deno@2 task start)";
+  }
+  return (error as Error).message;
 }

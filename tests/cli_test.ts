@@ -148,3 +148,45 @@ Deno.test("push, get, list and delete round-trip", async () => {
   assert.match(removed.stdout, /deleted flag at version/);
   assert.equal((await runCli(["get", "flag", "--url", url])).code, 1);
 });
+
+Deno.test("fleet refuses ports already in use", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const dir = await Deno.makeTempDir({ prefix: "grapevine-fleet-" });
+  try {
+    await Deno.writeTextFile(
+      `${dir}/deploy.yml`,
+      `fleet: busy\nregions:\n  - name: eu\n    instances:\n      - { id: a1, port: ${port} }\n`,
+    );
+    const result = await runCli(["fleet", "--manifest", `${dir}/deploy.yml`]);
+    assert.equal(result.code, 1);
+    assert.match(
+      result.stderr,
+      new RegExp(`Ports already in use: ${port} \\(a1\\)`),
+    );
+    assert.match(result.stderr, /Is another fleet running\?/);
+  } finally {
+    listener.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("client commands reject malformed URLs", async () => {
+  const noScheme = await runCli(["get", "k", "--url", "127.0.0.1:8001"]);
+  assert.equal(noScheme.code, 1);
+  assert.match(
+    noScheme.stderr,
+    /expected a base URL such as http:\/\/127.0.0.1:8001/,
+  );
+  const withPath = await runCli([
+    "get",
+    "k",
+    "--url",
+    "http://127.0.0.1:8001/v1",
+  ]);
+  assert.equal(withPath.code, 1);
+  assert.match(
+    withPath.stderr,
+    /without a path, such as http:\/\/127.0.0.1:8001/,
+  );
+});

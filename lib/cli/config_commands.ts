@@ -40,6 +40,35 @@ export const targetOptions: Record<string, OptionSpec> = {
 
 /** Most changes sent in one batch request. */
 const BATCH_SIZE = 500;
+/**
+ * Most bytes of JSON in one batch request, well under the 1 MiB default of
+ * `maxFrameBytes`, which also limits HTTP bodies.
+ */
+const BATCH_BYTES = 512 * 1024;
+
+/**
+ * Splits entries into batches of at most {@link BATCH_SIZE} entries and
+ * about {@link BATCH_BYTES} bytes; an entry larger than that goes alone.
+ */
+export function batches<T>(entries: readonly (readonly [string, T])[]) {
+  const result: (readonly [string, T])[][] = [];
+  let current: (readonly [string, T])[] = [];
+  let bytes = 0;
+  for (const entry of entries) {
+    const size = entry[0].length + JSON.stringify(entry[1]).length + 8;
+    const full = current.length >= BATCH_SIZE ||
+      (current.length > 0 && bytes + size > BATCH_BYTES);
+    if (full) {
+      result.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(entry);
+    bytes += size;
+  }
+  if (current.length > 0) result.push(current);
+  return result;
+}
 
 /**
  * Returns a client of `--url`, or of the manifest's first instance, with
@@ -124,8 +153,7 @@ export const pushCommand: Command = {
       const entries = Object.entries(flattenConfig(data, depth))
         .map(([key, value]) => [prefix + key, value] as const);
       let pushed = 0;
-      for (let start = 0; start < entries.length; start += BATCH_SIZE) {
-        const chunk = entries.slice(start, start + BATCH_SIZE);
+      for (const chunk of batches(entries)) {
         const result = await client.batch({ set: Object.fromEntries(chunk) });
         pushed += result.count;
       }
@@ -145,7 +173,11 @@ export const pushCommand: Command = {
       parseValue(value, Boolean(args.values.string)),
     );
     if (args.values.json) print(result);
-    else console.log(`set ${result.key} at version ${result.version}`);
+    else {
+      console.log(
+        `set ${result.key} at version ${result.version}; follow it with: status --update ${result.key}@${result.version}`,
+      );
+    }
     return 0;
   },
 };

@@ -76,19 +76,51 @@ export function serveArgs(
   return args;
 }
 
-/** Waits until an instance answers `/healthz`, or the deadline passes. */
-export async function waitHealthy(url: string, deadlineMs: number) {
-  while (Date.now() < deadlineMs) {
+/**
+ * Waits until the instance with id `id` answers `/healthz` at `url`. Returns
+ * false when the deadline passes or `gone()` says the process exited; an
+ * answer from another instance on that port does not count.
+ */
+export async function waitHealthy(
+  url: string,
+  id: string,
+  deadlineMs: number,
+  gone: () => boolean = () => false,
+): Promise<boolean> {
+  while (Date.now() < deadlineMs && !gone()) {
     try {
       const response = await fetch(`${url}/healthz`);
-      await response.body?.cancel();
-      if (response.ok) return true;
+      const body = await response.json().catch(() => ({}));
+      if (response.ok && body.id === id) return true;
     } catch {
       // Not listening yet.
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   return false;
+}
+
+/**
+ * Returns the planned instances whose port is already taken, so the fleet
+ * can refuse to start before any child fails.
+ */
+export function busyPorts(
+  instances: readonly PlannedInstance[],
+): PlannedInstance[] {
+  const busy: PlannedInstance[] = [];
+  for (const instance of instances) {
+    try {
+      const listener = Deno.listen({
+        hostname: instance.host,
+        port: instance.port,
+      });
+      listener.close();
+    } catch (error) {
+      if (error instanceof Deno.errors.AddrInUse) busy.push(instance);
+      else throw error;
+    }
+  }
+  return busy;
 }
 
 async function pipeLines(
@@ -107,6 +139,14 @@ async function pipeLines(
 }
 
 const COLORS = [31, 32, 33, 34, 35, 36, 91, 92, 93, 94, 95, 96];
+
+/** Raised when a fleet cannot start; the message says why and what to do. */
+export class FleetError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "FleetError";
+  }
+}
 
 /** The `fleet` command. */
 export const fleetCommand: Command = {
@@ -165,6 +205,15 @@ export const fleetCommand: Command = {
       await Deno.mkdir(dirname(instance.kvPath), { recursive: true });
     }
 
+    const busy = busyPorts(instances);
+    if (busy.length > 0) {
+      throw new FleetError(
+        `Ports already in use: ${
+          busy.map((instance) => `${instance.port} (${instance.id})`).join(", ")
+        }. Is another fleet running? Stop it, or give the instances other ports in a manifest of your own (--manifest)`,
+      );
+    }
+
     const color = Deno.stdout.isTerminal();
     const width = Math.max(...instances.map((instance) => instance.id.length));
     const encoder = new TextEncoder();
@@ -190,7 +239,9 @@ export const fleetCommand: Command = {
         pipeLines(child.stdout, prefix, write),
         pipeLines(child.stderr, prefix, write),
       ]);
-      const exited = child.status.then((status) => {
+      const exited = child.status.then(async (status) => {
+        // Print the child's last lines (its error) before its exit.
+        await pipes;
         if (!stopping) {
           write(
             `${prefix} exited with code ${status.code}${
@@ -239,25 +290,39 @@ export const fleetCommand: Command = {
     Deno.addSignalListener("SIGTERM", stop);
 
     const deadline = Date.now() + 30_000;
+    const exitedIds = new Set<string>();
+    for (const { instance, exited } of children) {
+      exited.then(() => exitedIds.add(instance.id));
+    }
     const healthy = await Promise.all(
-      instances.map((instance) => waitHealthy(instance.url, deadline)),
+      instances.map((instance) =>
+        waitHealthy(
+          instance.url,
+          instance.id,
+          deadline,
+          () => exitedIds.has(instance.id),
+        )
+      ),
     );
     if (!stopping) {
       const down = instances.filter((_, index) => !healthy[index]);
       if (down.length > 0) {
         write(
-          `not answering after 30 s: ${
+          `not running or not answering: ${
             down.map((instance) => instance.id).join(", ")
-          }`,
+          }; see their lines above`,
         );
       }
+      const up = instances.length - down.length;
       write(
-        `fleet ${manifest.fleet} ready: ${
-          instances.length - down.length
-        } of ${instances.length} instances, first at ${instances[0]!.url}`,
+        `fleet ${manifest.fleet} ${
+          down.length === 0 ? "ready" : "started with errors"
+        }: ${up} of ${instances.length} instances, first at ${
+          instances[0]!.url
+        }; Ctrl-C stops it`,
       );
       write(
-        "try: deno run -A main.ts push --file tests/fixtures/edge-config.yaml, then deno run -A main.ts status",
+        "try, in another terminal: npx -y deno@2 run -A main.ts push --file tests/fixtures/edge-config.yaml, then npx -y deno@2 run -A main.ts status",
       );
     }
 

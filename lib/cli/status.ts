@@ -60,8 +60,39 @@ export async function fleetUrls(args: Args): Promise<string[]> {
   const size = args.values.size === undefined
     ? undefined
     : intOption(args, "size", 5, 1, 500);
-  return planInstances(await loadManifest(path), dirname(path), size)
+  const planned = planInstances(await loadManifest(path), dirname(path), size)
     .map((instance) => instance.url);
+  return [...new Set([...planned, ...await discoveredUrls(planned)])];
+}
+
+/**
+ * Asks the first manifest instance that answers for its live members, so
+ * that a fleet started with `fleet --size N`, or joined by other
+ * instances, is checked whole.
+ */
+async function discoveredUrls(planned: string[]): Promise<string[]> {
+  for (const url of planned) {
+    try {
+      const controller = new AbortController();
+      const timer = setTimeout(() => controller.abort(), 2000);
+      const response = await fetch(`${url}/v1/members`, {
+        signal: controller.signal,
+      }).finally(() => clearTimeout(timer));
+      if (!response.ok) {
+        await response.body?.cancel();
+        continue;
+      }
+      const report = await response.json() as {
+        members: { url: string | null; state: string }[];
+      };
+      return report.members
+        .filter((member) => member.url && member.state === "alive")
+        .map((member) => member.url!);
+    } catch {
+      // Try the next instance.
+    }
+  }
+  return [];
 }
 
 /** Formats rows as left-aligned columns. */
@@ -248,11 +279,19 @@ export const statusCommand: Command = {
       );
       return 0;
     }
-    const unreachable = status.instances.length - answered.length;
+    const unreachable = status.instances.filter((row) => !row.report)
+      .map((row) => row.url);
     const digests = new Set(answered.map((row) => row.report!.digest)).size;
+    const agreement = answered.length === 0
+      ? "no instance answered"
+      : digests === 1
+      ? `the ${answered.length} answering instances agree`
+      : `the ${answered.length} answering instances disagree (${digests} digests; anti-entropy should repair this within a few intervals)`;
     console.log(
-      `\ninstances disagree: ${digests} different digests among ${answered.length} answering` +
-        (unreachable ? `, ${unreachable} unreachable` : ""),
+      `\n${agreement}` +
+        (unreachable.length > 0
+          ? `; unreachable: ${unreachable.join(", ")} (is the fleet running?)`
+          : ""),
     );
     return 1;
   },

@@ -78,6 +78,10 @@ export const watchCommand: Command = {
           lastEventId: typeof lastEventId === "string"
             ? lastEventId
             : undefined,
+          onRetry: (error, delayMs) =>
+            console.error(
+              `${error.message}; retrying in ${(delayMs / 1000).toFixed(1)} s`,
+            ),
         })
       ) {
         if (json) console.log(JSON.stringify(message));
@@ -93,7 +97,13 @@ export const watchCommand: Command = {
           );
         } else if (message.type === "reset") {
           if (message.reason !== "initial listing") {
-            console.error(`reset: ${message.reason}`);
+            console.error(
+              `reset: ${message.reason}${
+                args.values.list
+                  ? ""
+                  : "; changes made meanwhile are not shown (run with --list to print the current entries after a reset)"
+              }`,
+            );
           }
           if (!json && args.values.list) {
             for (const entry of message.entries) console.log(entryLine(entry));

@@ -187,6 +187,8 @@ export function createApp(instance: InstanceApi): Hono {
         "GET /healthz",
         "GET /metrics",
         "GET /v1/status",
+        "GET /v1/members",
+        "GET /dashboard",
         "GET /v1/config?prefix=",
         "POST /v1/config",
         "GET|PUT|DELETE /v1/config/:key",

@@ -1,6 +1,7 @@
 /**
  * The dashboard: a static page with its script and style sheet, served by
- * every instance at `/` to browsers (requests that accept `text/html`).
+ * every instance at `/dashboard` and, to browsers (requests that accept
+ * `text/html`), at `/`.
  * The files are plain HTML, JavaScript and CSS under `dashboard/`, read
  * once when the app is built; there is no build step.
  *
@@ -11,6 +12,7 @@ import type { Context, Hono } from "hono";
 
 const FILES: Record<string, { name: string; type: string }> = {
   "/": { name: "index.html", type: "text/html; charset=utf-8" },
+  "/dashboard": { name: "index.html", type: "text/html; charset=utf-8" },
   "/dashboard/app.js": {
     name: "app.js",
     type: "text/javascript; charset=utf-8",

@@ -112,7 +112,7 @@ export function buildMembers(node: GossipNode): MembersReport {
     members: memberViews(node),
     passive: node.passiveView.sort(),
     target_links: node.targetLinks,
-    suspicion_timeout_ms: node.suspicionTimeoutMs,
+    suspicion_timeout_ms: Math.round(node.suspicionTimeoutMs),
     awareness: node.awareness,
   };
 }
