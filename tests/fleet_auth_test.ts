@@ -114,6 +114,34 @@ async function syncStatus(
   return response.status;
 }
 
+/** Sends a failure-detector probe for `a` itself, signed with `keys` if given. */
+async function probeStatus(
+  instance: TestInstance,
+  keys: string | undefined,
+): Promise<number> {
+  const self = (await instance.status()).id;
+  const body = JSON.stringify({
+    v: 1,
+    type: "probe",
+    seq: 1,
+    from: { id: "prober", region: "test", url: null, incarnation: 1 },
+    target: self,
+  });
+  const proof = keys
+    ? new FleetAuth(Keyring.parse(keys)).dialProof("probe", body)
+    : undefined;
+  const response = await fetch(`${instance.url}/v1/probe`, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      ...(proof ? { [AUTH_HEADER]: proof.header } : {}),
+    },
+    body,
+  });
+  await response.body?.cancel();
+  return response.status;
+}
+
 function signedSyncRequest(keys: string): {
   body: string;
   headers: Record<string, string>;
@@ -151,6 +179,9 @@ Deno.test("gossip and sync need the fleet key", async () => {
   }
   assert.equal(await syncStatus(a, {}), 401);
   assert.equal(await syncStatus(a, signedSyncRequest(retired).headers), 401);
+  assert.equal(await probeStatus(a, undefined), 401, "probe without a key");
+  assert.equal(await probeStatus(a, retired), 401, "probe with a retired key");
+  assert.equal(await probeStatus(a, current), 200, "probe with the key");
 
   // The current key opens both, and the response proves the responder.
   const peer = await RawPeer.connect(a.url, { keys: current });
