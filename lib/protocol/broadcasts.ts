@@ -2,8 +2,8 @@
  * The queue of membership updates that ride along on outgoing frames.
  *
  * Each update is sent a bounded number of times, least sent first, like a
- * rumor; newer news about a member replaces the queued update about it, as
- * memberlist's broadcast queue does.
+ * rumor. Newer news about a member replaces the queued update about it, as
+ * in memberlist's broadcast queue.
  *
  * @module
  */

@@ -21,7 +21,7 @@
 
 import type { MEMBER_STATES, MemberInfo, MemberUpdate } from "./messages.ts";
 
-/** Liveness of a member as this node sees it. */
+/** Liveness of a member, as recorded by this node. */
 export type MemberState = (typeof MEMBER_STATES)[number];
 
 /** A member record with local observations. */
@@ -33,7 +33,7 @@ export interface Member extends MemberInfo {
   stateSinceMs: number;
 }
 
-/** What {@link MemberTable.apply} did with an update. */
+/** Outcome of {@link MemberTable.apply}. */
 export type ApplyResult =
   /** The table changed; the update is worth passing on. */
   | "changed"

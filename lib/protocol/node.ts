@@ -2,7 +2,7 @@
  * The Grapevine protocol core: one node's state machine, free of I/O.
  *
  * The node is driven by calls (a link opened, a frame arrived, a timer
- * fired, a client wrote) and answers through {@link NodeEffects}: frames to
+ * fired, a client wrote) and responds through {@link NodeEffects}: frames to
  * send, links to dial or close, KV operations to persist, and events. Time
  * and randomness come from the caller, so the same code runs in a real
  * process, in tests with a fake clock and in a simulator.
@@ -87,11 +87,11 @@ interface OpenSession {
   readonly repair: RepairState;
 }
 
-/** What one initiated anti-entropy session learned, beyond its stats. */
+/** State of one initiated anti-entropy session, beyond its stats. */
 interface RepairState {
   /** Order in which the session was opened, from 1. */
   readonly serial: number;
-  /** False once a response said the peer does not vouch for its state. */
+  /** False once a response stated that the peer does not vouch for its state. */
   vouched: boolean;
   /** Repaired entries spread as rumors so far. */
   rumored: number;
@@ -472,7 +472,7 @@ export class GossipNode {
 
   /**
    * Handles a frame that arrived without a link (`POST /v1/probe`): probes,
-   * acknowledgements and their membership updates. Returns the answer to
+   * acknowledgements and their membership updates. Returns the response to
    * send back, if any.
    */
   handleDatagram(frame: Frame): Frame | undefined {

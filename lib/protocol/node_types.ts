@@ -68,10 +68,10 @@ export type PersistOp =
   | { type: "rumor_done"; key: string }
   | { type: "clock"; version: Version };
 
-/** How an entry reached this node. */
+/** Path by which an entry reached this node. */
 export type ChangeSource = "local" | "rumor" | "push" | "pull";
 
-/** Why a remote entry was not merged. */
+/** Reason a remote entry was not merged. */
 export type RejectReason =
   | "invalid"
   | "future_version"
@@ -130,7 +130,7 @@ export type NodeEvent =
     entries: number;
   };
 
-/** What the node asks its adapter to do. */
+/** Effects the node requests from its adapter. */
 export interface NodeEffects {
   /** Sends a frame on a link. */
   send(link: number, frame: Frame): void;
@@ -142,7 +142,7 @@ export interface NodeEffects {
   syncOverHttp(url: string): void;
   /**
    * Sends a frame to the instance at a base URL without a link (a probe over
-   * HTTP) and hands any answer to {@link GossipNode.handleDatagram}.
+   * HTTP) and passes any response to {@link GossipNode.handleDatagram}.
    */
   datagram(url: string, frame: Frame): void;
   /** Commits KV operations, in order. */
@@ -190,7 +190,7 @@ export interface Change {
   readonly sig?: string;
 }
 
-/** What is wrong with a rejected entry. */
+/** Problem found in a rejected entry. */
 export type EntryProblem = {
   code:
     | "invalid_key"

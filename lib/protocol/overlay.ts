@@ -46,7 +46,7 @@ export interface OverlaySettings {
   readonly seeds: readonly string[];
 }
 
-/** What the overlay needs from its node. */
+/** Services the overlay takes from its node. */
 export interface OverlayHost {
   readonly members: MemberTable;
   readonly counters: Counters;
@@ -200,8 +200,8 @@ export class Overlay {
       this.#dropRandomOutbound(peer.id, side);
     } else if (!outbound && this.#links.size > this.targetSize() + TRIM_SLACK) {
       // Accepting links beyond the target would pile links onto popular
-      // nodes; as in HyParView, make room by dropping a dialled link, whose
-      // peer then dials someone less busy.
+      // nodes. As in HyParView, the node makes room by dropping a dialled
+      // link, and that link's peer then dials someone less busy.
       this.#dropRandomOutbound(peer.id, side);
     }
     return { decision: "accepted", replaced: existing };
@@ -249,7 +249,7 @@ export class Overlay {
     }
   }
 
-  /** Handles a shuffle: takes the sample in, and answers a request with one. */
+  /** Handles a shuffle: merges the sample, and replies to a request with a sample of its own. */
   onShuffle(link: number, frame: FrameOf<"shuffle">): void {
     const members = this.#host.members;
     const now = this.#host.now();
@@ -319,7 +319,7 @@ export class Overlay {
     this.#host.dial(url);
   }
 
-  /** Whether a member is in this node's region. */
+  /** Returns whether a member is in this node's region or another one. */
   sideOf(id: string): Side {
     const region = this.#host.members.get(id)?.region;
     return region === this.#host.members.self.region ? "local" : "remote";

@@ -21,7 +21,7 @@
 
 import { compareVersions, type Version } from "./clock.ts";
 
-/** What is persisted of a rumor, so a restart resumes sharing it. */
+/** Persisted form of a rumor, so a restart resumes sharing it. */
 export interface RumorRecord {
   readonly key: string;
   readonly version: Version;
@@ -51,7 +51,7 @@ export interface RumorLimits {
   readonly maxRumors: number;
 }
 
-/** Why a rumor left the buffer. */
+/** Reason a rumor left the buffer. */
 export type RemovalReason =
   | "share_limit"
   | "feedback"

@@ -40,7 +40,7 @@ export type ProbeFrame = Omit<
   "updates"
 >;
 
-/** What the failure detector needs from its node. */
+/** Services the failure detector takes from its node. */
 export interface SwimHost {
   readonly members: MemberTable;
   readonly counters: Counters;
