@@ -45,7 +45,7 @@ export interface StatusReport {
   counters: Record<string, number>;
 }
 
-/** What the status report needs from the links, beside the node. */
+/** Link versions for the status report, which the node does not track. */
 export interface LinkVersions {
   /** Newest protocol version this instance speaks. */
   readonly maxProtocol: number;
