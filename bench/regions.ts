@@ -18,6 +18,7 @@ import { ChaosFleet } from "../lib/chaos/fleet.ts";
 import {
   applyRegionLatency,
   describeRegionLatency,
+  regionDelayMs,
 } from "../lib/chaos/region_latency.ts";
 import type { StatusReport } from "../lib/http/status.ts";
 import type { RegionLatency } from "../lib/manifest.ts";
@@ -49,6 +50,7 @@ const SETTLE_MS = 2000;
 /** Results of one run. */
 export interface RegionResult {
   readonly awareness: "on" | "off";
+  readonly crossRegionLinks: number | undefined;
   readonly size: number;
   readonly updates: number;
   /** Time from the write until the last instance applied it. */
@@ -59,6 +61,39 @@ export interface RegionResult {
   readonly crossRegionPerUpdate: number;
   /** Gossip frames received by all instances per update, within regions too. */
   readonly gossipPerUpdate: number;
+  /** Median over updates of the largest one-way delay from the writer's region. */
+  readonly floorMs: number;
+  /** Links between two regions at the end of the run, counted once per link. */
+  readonly crossLinks: number;
+  /** All links at the end of the run, counted once per link. */
+  readonly links: number;
+}
+
+/** Returns the largest one-way delay from a region to the others. */
+function floorOf(region: string): number {
+  return Math.max(
+    ...BENCH_REGIONS.map((other) =>
+      regionDelayMs(BENCH_LATENCY, region, other)
+    ),
+  );
+}
+
+/** Counts the links of a fleet, and those between two regions, once each. */
+function countLinks(
+  reports: readonly StatusReport[],
+  regionOf: (name: string) => string,
+): { links: number; crossLinks: number } {
+  const seen = new Set<string>();
+  let crossLinks = 0;
+  for (const report of reports) {
+    for (const link of report.links) {
+      const pair = [report.id, link.peer].sort().join(" ");
+      if (seen.has(pair)) continue;
+      seen.add(pair);
+      if (regionOf(report.id) !== regionOf(link.peer)) crossLinks++;
+    }
+  }
+  return { links: seen.size, crossLinks };
 }
 
 function counterSum(
@@ -81,6 +116,8 @@ export async function measureRegions(
     perRegion: number;
     updates: number;
     awareness: "on" | "off";
+    /** The `crossRegionLinks` setting; the default (2) when left out. */
+    crossRegionLinks?: number;
   },
   log: (line: string) => void = () => {},
 ): Promise<RegionResult> {
@@ -90,7 +127,13 @@ export async function measureRegions(
   const fleet = await ChaosFleet.start({
     size,
     region: regionOf,
-    flags: ["--region-awareness", options.awareness],
+    flags: [
+      "--region-awareness",
+      options.awareness,
+      ...(options.crossRegionLinks === undefined
+        ? []
+        : ["--cross-region-links", String(options.crossRegionLinks)]),
+    ],
   });
   try {
     applyRegionLatency(
@@ -115,6 +158,7 @@ export async function measureRegions(
 
     const before = await fleet.statuses();
     const coverage: number[] = [];
+    const floors: number[] = [];
     for (let i = 0; i < options.updates; i++) {
       const writer = fleet.instances[i % size]!;
       const key = `bench.region.${i}`;
@@ -124,6 +168,7 @@ export async function measureRegions(
       });
       const arrivals = await waitForUpdate(watched, `${key}@${version}`);
       coverage.push(Math.max(...arrivals.values()));
+      floors.push(floorOf(regionOf(writer.name)));
       if ((i + 1) % 25 === 0) {
         log(
           `  regions, awareness ${options.awareness}: ${
@@ -148,12 +193,15 @@ export async function measureRegions(
     }
     return {
       awareness: options.awareness,
+      crossRegionLinks: options.crossRegionLinks,
       size,
       updates: options.updates,
       coverage: summarize(coverage),
       crossRegionByType,
       crossRegionPerUpdate: crossRegion / options.updates,
       gossipPerUpdate: gossip / options.updates,
+      floorMs: summarize(floors).medianMs,
+      ...countLinks(after, regionOf),
     };
   } finally {
     await fleet.close();
@@ -164,14 +212,17 @@ const fmt = (ms: number) => ms.toFixed(0);
 
 /**
  * Runs the region benchmark with region awareness on and off and returns
- * its report section: 15 instances and 100 updates each, or 9 instances
- * and 15 updates with `quick`.
+ * its report section: 24 instances and 100 updates each, or 18 instances
+ * and 15 updates with `quick`. A region of 8 instances has room for a
+ * whole active view (6 links at 24 instances). With 5 per region (15
+ * instances, 5 links each), the 4 other instances of a region could not
+ * hold one.
  */
 export async function regionsSection(
   quick: boolean,
   log: (line: string) => void,
 ): Promise<string> {
-  const perRegion = quick ? 3 : 5;
+  const perRegion = quick ? 6 : 8;
   const updates = quick ? 15 : 100;
   const results: RegionResult[] = [];
   for (const awareness of ["on", "off"] as const) {
@@ -188,8 +239,8 @@ export async function regionsSection(
 /** Writes the report section of region benchmark results. */
 export function formatRegions(results: readonly RegionResult[]): string {
   const lines = [
-    "| region awareness | N | updates | coverage median / p99 / max (ms) | cross-region frames per update: rumor / feedback / ihave / graft | cross-region frames per update | per instance | all gossip frames per update |",
-    "|---|---|---|---|---|---|---|---|",
+    "| region awareness | N | updates | coverage median / p99 / max (ms) | cross-region frames per update: rumor / feedback / ihave / graft | cross-region frames per update | per instance | all gossip frames per update | links between regions / all links |",
+    "|---|---|---|---|---|---|---|---|---|",
   ];
   for (const result of results) {
     const byType = GOSSIP_FRAMES.map((type) =>
@@ -202,7 +253,9 @@ export function formatRegions(results: readonly RegionResult[]): string {
         fmt(result.coverage.maxMs)
       } | ${byType} | ${result.crossRegionPerUpdate.toFixed(1)} | ${
         (result.crossRegionPerUpdate / result.size).toFixed(2)
-      } | ${result.gossipPerUpdate.toFixed(1)} |`,
+      } | ${
+        result.gossipPerUpdate.toFixed(1)
+      } | ${result.crossLinks} / ${result.links} |`,
     );
   }
   const delays = describeRegionLatency(BENCH_LATENCY, BENCH_REGIONS)
@@ -220,9 +273,37 @@ changes with each update. "Coverage" is the time from the write until the
 last instance applied the update, read from each instance's
 \`/v1/updates\` report. Cross-region frames are the \`rumor\`, \`feedback\`,
 \`ihave\` and \`graft\` frames that instances received from another region,
-summed over the fleet and divided by the number of updates.
+summed over the fleet and divided by the number of updates. Links are
+counted at the end of each run.
 
 ${lines.join("\n")}
 
+${results.map(describeResult).join("\n")}
+Region awareness makes an instance dial \`crossRegionLinks\` (2) of its links
+in other regions and the rest in its own, but it accepts links that others
+dial from any region, so an instance holds more links to other regions than
+it dials. The \`ihave\` frames are the lazy announcements of tree
+dissemination: every lazy push interval (500 ms in the \`local\` preset) an
+instance announces its recent updates on \`fanout\` (3) random pruned links,
+whatever their region. The benchmark writes one update at a time, so each
+announcement carries one update; with several writes per interval, one
+frame announces all of them.
+`;
+}
+
+/** Writes one paragraph of figures about one run. */
+function describeResult(result: RegionResult): string {
+  const rumor = result.crossRegionByType.rumor!;
+  return `With region awareness ${result.awareness}, ${result.crossLinks} of ${result.links} links joined two regions, and an update crossed a region boundary ${
+    rumor.toFixed(1)
+  } times as a \`rumor\` frame (${
+    (rumor / result.size).toFixed(2)
+  } per instance) and ${
+    result.crossRegionPerUpdate.toFixed(1)
+  } times counting all four frame types. Median coverage was ${
+    fmt(result.coverage.medianMs - result.floorMs)
+  } ms above ${
+    fmt(result.floorMs)
+  } ms, the median of the largest one-way delay from the writer's region.
 `;
 }
