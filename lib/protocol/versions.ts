@@ -19,7 +19,10 @@
  *
  * Neither end ever sends a frame in a version the other does not speak, so
  * frames stay strict within a version. An acceptor with no version in
- * common rejects the upgrade with HTTP 400 and logs both ranges.
+ * common rejects the upgrade with HTTP 400 and logs both ranges. The fleet
+ * key proof does not cover the header, so an attacker on the path can at
+ * most make a link speak an older version that both ends speak, with the
+ * same authentication.
  *
  * Anti-entropy and probes over HTTP keep the version 1 layout and carry
  * `v: 1`; a build accepts them with any version it speaks.
