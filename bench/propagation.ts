@@ -45,7 +45,8 @@ export function quantile(sorted: readonly number[], q: number): number {
   return sorted[Math.max(0, index)]!;
 }
 
-function summarize(samples: number[]): Summary {
+/** Returns the count, median, p99 and maximum of samples. */
+export function summarize(samples: number[]): Summary {
   const sorted = [...samples].sort((a, b) => a - b);
   return {
     count: sorted.length,

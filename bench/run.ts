@@ -17,6 +17,7 @@ import {
   membershipSection,
 } from "./membership.ts";
 import { antiEntropySection } from "./anti_entropy.ts";
+import { regionsSection } from "./regions.ts";
 
 const args = parseArgs({
   args: Deno.args,
@@ -75,6 +76,7 @@ for (const size of sizes) {
   }
 }
 const antiEntropy = await antiEntropySection(quick, console.log);
+const regions = await regionsSection(quick, console.log);
 
 console.log("membership: failure detection and overlay shape");
 const membership = membershipSection(
@@ -112,7 +114,7 @@ anti-entropy included.
 ${propagationTable(results)}
 
 ${antiEntropy}
-${membership}
+${regions}${membership}
 Total run time: ${Math.round((Date.now() - started) / 1000)} s.
 `;
 await Deno.writeTextFile(out, report);

@@ -11,7 +11,11 @@
  */
 
 import { z } from "zod";
-import { NODE_ID_PATTERN } from "./protocol/messages.ts";
+import {
+  MIN_PROTOCOL_VERSION,
+  NODE_ID_PATTERN,
+  PROTOCOL_VERSION,
+} from "./protocol/messages.ts";
 import type { SyncDirection } from "./protocol/sync.ts";
 
 type Kind = "string" | "int" | "number" | "list" | "enum";
@@ -464,6 +468,14 @@ export const SETTINGS = {
     default: "",
     help:
       "Path of PEM CA certificates trusted, besides the system's, when dialling peers over wss:// and https://",
+  },
+  maxProtocolVersion: {
+    kind: "int",
+    default: PROTOCOL_VERSION,
+    min: MIN_PROTOCOL_VERSION,
+    max: PROTOCOL_VERSION,
+    help:
+      "Newest protocol version this instance speaks on links; 1 makes it send and accept only what builds of version 1 do, to upgrade binaries first and the protocol later",
   },
   logLevel: {
     kind: "enum",

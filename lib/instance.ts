@@ -332,7 +332,10 @@ export class Instance implements InstanceApi, AsyncDisposable {
   }
 
   status(): StatusReport {
-    return buildStatus(this.node, this.#startedMs);
+    return buildStatus(this.node, this.#startedMs, {
+      maxProtocol: this.settings.maxProtocolVersion,
+      protocolOf: (peer) => this.#links.protocolOf(peer),
+    });
   }
 
   /** Aborted when the instance starts to stop. */

@@ -32,9 +32,11 @@ const InstanceSchema = z.strictObject({
   ),
 });
 
+const REGION_NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,63}$/;
+
 const RegionSchema = z.strictObject({
   name: z.string().regex(
-    /^[a-z0-9][a-z0-9-]{0,63}$/,
+    REGION_NAME_PATTERN,
     "must be lowercase letters, digits and -",
   ).describe("Region name, used to group instances"),
   platform_region: z.string().regex(
@@ -219,6 +221,35 @@ const TargetsSchema = z.strictObject({
   github: GithubTargetSchema.prefault({}),
 });
 
+/** Largest simulated one-way delay, in milliseconds. */
+export const MAX_REGION_DELAY_MS = 10_000;
+
+const delayMs = z.int().min(0).max(MAX_REGION_DELAY_MS);
+
+const RegionLatencySchema = z.strictObject({
+  enabled: z.boolean().default(false).describe(
+    "Whether main.ts fleet applies these delays without being given --regions",
+  ),
+  default_ms: delayMs.default(0).describe(
+    "One-way delay in milliseconds between two regions that no pair lists",
+  ),
+  jitter_ms: delayMs.default(0).describe(
+    "Up to this many milliseconds more per chunk of data, uniform at random",
+  ),
+  pairs: z.array(z.strictObject({
+    regions: z.tuple([
+      z.string().regex(REGION_NAME_PATTERN, "must be a region name"),
+      z.string().regex(REGION_NAME_PATTERN, "must be a region name"),
+    ]).describe("The two regions, in either order"),
+    ms: delayMs.describe(
+      "One-way delay in milliseconds, added in each direction, so a round trip takes twice as long",
+    ),
+  })).default([]).describe("Delays between two named regions"),
+});
+
+/** Delays that `main.ts fleet` adds between the regions of a local fleet. */
+export type RegionLatency = z.infer<typeof RegionLatencySchema>;
+
 /** Schema of `deploy.yml`. */
 export const ManifestSchema = z.strictObject({
   fleet: z.string().min(1).max(64).describe("Name of the fleet, shown in logs"),
@@ -250,6 +281,9 @@ export const ManifestSchema = z.strictObject({
     "Setting overrides for every instance, by setting name (see main.ts serve --help)",
   ),
   regions: z.array(RegionSchema).min(1),
+  region_latency: RegionLatencySchema.optional().describe(
+    "Delays between regions that main.ts fleet simulates on one machine through a TCP proxy (Linux only)",
+  ),
   targets: TargetsSchema.prefault({}).describe(
     "Options of the files main.ts deploy render writes, by target",
   ),
@@ -288,6 +322,7 @@ export const ManifestSchema = z.strictObject({
     }
     regionNames.add(region.name);
   });
+  checkRegionLatency(manifest.region_latency, regionNames, context);
   manifest.seeds?.forEach((seed, index) => {
     if (!ids.has(seed)) {
       context.addIssue({
@@ -298,6 +333,46 @@ export const ManifestSchema = z.strictObject({
     }
   });
 });
+
+/** Checks that each delay pair names two different regions of the manifest, once. */
+function checkRegionLatency(
+  latency: RegionLatency | undefined,
+  regionNames: ReadonlySet<string>,
+  context: z.RefinementCtx,
+): void {
+  const seen = new Set<string>();
+  latency?.pairs.forEach((pair, index) => {
+    const path = ["region_latency", "pairs", index, "regions"];
+    for (const name of pair.regions) {
+      if (!regionNames.has(name)) {
+        context.addIssue({
+          code: "custom",
+          path,
+          message: `${name} is not a region of this manifest; expected one of ${
+            [...regionNames].join(", ")
+          }`,
+        });
+      }
+    }
+    const [a, b] = pair.regions;
+    if (a === b) {
+      context.addIssue({
+        code: "custom",
+        path,
+        message: `must name two different regions, not ${a} twice`,
+      });
+    }
+    const key = [a, b].sort().join(" ");
+    if (seen.has(key)) {
+      context.addIssue({
+        code: "custom",
+        path,
+        message: `the pair ${a} and ${b} is listed twice`,
+      });
+    }
+    seen.add(key);
+  });
+}
 
 /** A parsed manifest. */
 export type Manifest = z.infer<typeof ManifestSchema>;

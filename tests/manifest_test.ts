@@ -178,3 +178,41 @@ Deno.test("manifest errors name path and expectation", () => {
     assert.match(message, expected, name);
   }
 });
+
+Deno.test("region_latency errors name the pair", () => {
+  const cases: [string, string, RegExp][] = [
+    [
+      "unknown region",
+      MINIMAL +
+      "region_latency:\n  pairs:\n    - { regions: [eu, mars], ms: 80 }\n",
+      /region_latency\.pairs\.0\.regions: mars is not a region of this manifest; expected one of eu/,
+    ],
+    [
+      "same region twice",
+      MINIMAL +
+      "region_latency:\n  pairs:\n    - { regions: [eu, eu], ms: 5 }\n",
+      /region_latency\.pairs\.0\.regions: must name two different regions, not eu twice/,
+    ],
+    [
+      "negative delay",
+      MINIMAL + "region_latency:\n  default_ms: -1\n",
+      /region_latency\.default_ms: Too small: expected number to be >=0/,
+    ],
+    [
+      "delay as text",
+      MINIMAL + "region_latency:\n  default_ms: 80ms\n",
+      /region_latency\.default_ms: Invalid input: expected number/,
+    ],
+  ];
+  for (const [name, text, pattern] of cases) {
+    assert.match(manifestError(text), pattern, name);
+  }
+  const twice = MINIMAL.replace(
+    "regions:\n",
+    "region_latency:\n  pairs:\n    - { regions: [eu, us], ms: 1 }\n    - { regions: [us, eu], ms: 2 }\nregions:\n",
+  ) + "  - name: us\n    instances:\n      - { id: u1, port: 9002 }\n";
+  assert.match(
+    manifestError(twice),
+    /region_latency\.pairs\.1\.regions: the pair us and eu is listed twice/,
+  );
+});

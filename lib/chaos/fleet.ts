@@ -31,6 +31,8 @@ export interface ChaosFleetOptions {
   readonly size: number;
   /** Extra `serve` flags for every instance, such as `["--fanout", "2"]`. */
   readonly flags?: readonly string[];
+  /** Region of one instance, by name; `local` by default. */
+  readonly region?: (name: string) => string;
   /** Extra environment variables for one instance, by name. */
   readonly env?: (name: string) => Record<string, string>;
   /** Folder for the KV files; a new temporary folder by default. */
@@ -378,6 +380,8 @@ export class ChaosFleet {
       "0",
       "--kv-path",
       instance.kvPath,
+      "--region",
+      this.#options.region?.(instance.name) ?? "local",
       "--preset",
       "local",
       "--advertise-url",

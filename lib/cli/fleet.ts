@@ -1,7 +1,8 @@
 /**
  * `main.ts fleet`: starts every instance of a manifest as a child process
  * on this machine, prefixes their log lines with the instance id, and stops
- * them all on SIGINT or SIGTERM.
+ * them all on SIGINT or SIGTERM. With `--regions` or `--region-latency` the
+ * traffic between regions passes a delaying proxy (see fleet_regions.ts).
  *
  * @module
  */
@@ -19,6 +20,7 @@ import {
   seedUrls,
 } from "../manifest.ts";
 import { type Args, type Command, intOption } from "./command.ts";
+import { RegionNetwork, simulatedLatency } from "./fleet_regions.ts";
 
 const MAIN_PATH = fileURLToPath(new URL("../../main.ts", import.meta.url));
 const CONFIG_PATH = fileURLToPath(new URL("../../deno.json", import.meta.url));
@@ -176,6 +178,17 @@ export const fleetCommand: Command = {
       value: "text|json",
       help: "Log format of the instances (default text)",
     },
+    regions: {
+      type: "boolean",
+      help:
+        "Delay the traffic between regions as the manifest's region_latency sets (Linux only)",
+    },
+    "region-latency": {
+      type: "string",
+      value: "MS",
+      help:
+        "One-way delay in milliseconds between every two regions, in place of the manifest's region_latency; 0 turns the delays off (Linux only)",
+    },
   },
   async run(args) {
     const path = manifestPath(args);
@@ -187,6 +200,7 @@ export const fleetCommand: Command = {
     // Fail here, once, rather than in every child process.
     resolveSettings(manifestSettings(manifest));
     const seeds = seedUrls(manifest, instances);
+    const latency = simulatedLatency(args, manifest);
     const logFormat = String(args.values["log-format"] ?? "text");
     if (logFormat !== "text" && logFormat !== "json") {
       throw new Error(
@@ -220,17 +234,34 @@ export const fleetCommand: Command = {
     const write = (line: string) =>
       Deno.stdout.writeSync(encoder.encode(line + "\n"));
 
+    const network = latency
+      ? await RegionNetwork.start(instances, latency)
+      : undefined;
+    if (network) {
+      write(
+        "simulated region latency, between instances only (clients are not delayed):",
+      );
+      const regions = [...new Set(instances.map(({ region }) => region))];
+      for (const line of network.describe(regions)) write(`  ${line}`);
+    }
+
     let running = instances.length;
     let failed = false;
     let stopping = false;
     const stopped = Promise.withResolvers<void>();
     const children = instances.map((instance, index) => {
+      // Behind the proxy the instance listens on an internal port and
+      // advertises its manifest URL, which is the proxy's route.
+      const listen = network
+        ? { ...instance, port: network.internalPort(instance.id) }
+        : instance;
       const child = new Deno.Command(Deno.execPath(), {
-        args: serveArgs(instance, manifest, seeds, logFormat),
+        args: serveArgs(listen, manifest, seeds, logFormat),
         stdin: "null",
         stdout: "piped",
         stderr: "piped",
       }).spawn();
+      network?.register(child.pid, instance.id);
       const label = `[${instance.id.padEnd(width)}]`;
       const prefix = color
         ? `\x1b[${COLORS[index % COLORS.length]}m${label}\x1b[0m`
@@ -328,6 +359,7 @@ export const fleetCommand: Command = {
 
     await stopped.promise;
     await Promise.all(children.map(({ pipes }) => pipes));
+    await network?.close();
     Deno.removeSignalListener("SIGINT", stop);
     Deno.removeSignalListener("SIGTERM", stop);
     return failed ? 1 : 0;

@@ -34,12 +34,19 @@ import {
 import { checkKey, type Entry } from "../protocol/entry.ts";
 import {
   encodeFrame,
+  MIN_PROTOCOL_VERSION,
   NODE_ID_PATTERN,
   parseFrame,
   PROTOCOL_VERSION,
   SignatureSchema,
   SyncRequestSchema,
 } from "../protocol/messages.ts";
+import {
+  formatVersionRange,
+  negotiateVersion,
+  parseVersionRange,
+  PROTOCOL_HEADER,
+} from "../protocol/versions.ts";
 import { type Change, type GossipNode, WriteError } from "../protocol/node.ts";
 import type { AcceptOptions } from "../net/link_manager.ts";
 import { AUTH_HEADER } from "../security/fleet_auth.ts";
@@ -92,6 +99,7 @@ export type ErrorCode =
   | "upgrade_required"
   | "unauthorized"
   | "too_many_links"
+  | "unsupported_protocol"
   | "invalid_signature"
   | "future_version"
   | "stale_version"
@@ -124,7 +132,8 @@ export const VERSION_HEADER = "grapevine-version";
 export const SIGNATURE_HEADER = "grapevine-signature";
 
 const SyncBodySchema = z.strictObject({
-  v: z.literal(PROTOCOL_VERSION),
+  // The body keeps the version 1 layout in every version.
+  v: z.int().min(MIN_PROTOCOL_VERSION).max(PROTOCOL_VERSION),
   from: z.string().max(64),
   body: SyncRequestSchema,
 });
@@ -348,7 +357,11 @@ export function createApp(instance: InstanceApi): Hono {
     if (proof && !proof.ok) {
       return peerRejected(c, instance, "probe", proof.reason);
     }
-    const parsed = parseFrame(text, settings.maxFrameBytes);
+    const parsed = parseFrame(
+      text,
+      settings.maxFrameBytes,
+      settings.maxProtocolVersion,
+    );
     if (!parsed.ok) {
       return errorResponse(c, 400, "invalid_request", parsed.message);
     }
@@ -363,7 +376,7 @@ export function createApp(instance: InstanceApi): Hono {
     }
     const answer = instance.node.handleDatagram(frame);
     if (!answer) return c.body(null, 204);
-    const reply = encodeFrame(answer);
+    const reply = encodeFrame(answer, frame.v);
     if (proof?.ok) {
       c.header(AUTH_HEADER, auth.responseHeader(proof.key, proof.nonce, reply));
     }
@@ -448,12 +461,15 @@ export function createApp(instance: InstanceApi): Hono {
         `This address holds ${settings.maxLinksPerAddress} open links, the maximum`,
       );
     }
+    const version = linkVersion(c, instance, address);
+    if (typeof version !== "number") return version;
     const { socket, response } = Deno.upgradeWebSocket(c.req.raw, {
       idleTimeout: 0,
     });
     instance.acceptLink(socket, {
       address,
       auth: proof?.ok ? { key: proof.key, nonce: proof.nonce } : undefined,
+      version,
     });
     return response;
   });
@@ -482,6 +498,41 @@ export function createApp(instance: InstanceApi): Hono {
   });
 
   return app;
+}
+
+/**
+ * Returns the protocol version of a link that a dialler requests, from its
+ * range in the protocol header (see protocol/versions.ts), or the HTTP 400
+ * response when the header is invalid or no version is in both ranges.
+ */
+function linkVersion(
+  c: Context,
+  instance: InstanceApi,
+  address: string,
+): number | Response {
+  const header = c.req.header(PROTOCOL_HEADER);
+  const peer = parseVersionRange(header);
+  const own = {
+    min: MIN_PROTOCOL_VERSION,
+    max: instance.settings.maxProtocolVersion,
+  };
+  const version = peer && negotiateVersion(own, peer);
+  if (version !== undefined) return version;
+  const message = peer
+    ? `No protocol version in common: this instance speaks ${
+      formatVersionRange(own)
+    }, the dialler ${formatVersionRange(peer)}`
+    : `Invalid ${PROTOCOL_HEADER} header ${
+      JSON.stringify(header?.slice(0, 40))
+    }: expected MIN-MAX, such as 1-2`;
+  instance.counters.inc("requests_rejected", {
+    reason: "unsupported_protocol",
+  });
+  instance.log.warn("link rejected: unsupported protocol version", {
+    client: address,
+    detail: message,
+  });
+  return errorResponse(c, 400, "unsupported_protocol", message);
 }
 
 /**

@@ -6,7 +6,6 @@
 
 import { formatVersion } from "../protocol/clock.ts";
 import type { MemberState } from "../protocol/membership.ts";
-import { PROTOCOL_VERSION } from "../protocol/messages.ts";
 import type { GossipNode } from "../protocol/node.ts";
 
 /** What `GET /v1/status` returns. */
@@ -14,6 +13,7 @@ export interface StatusReport {
   id: string;
   region: string;
   url: string | null;
+  /** Newest protocol version this instance speaks. */
   protocol: number;
   /** Live entries: keys with a value. */
   entries: number;
@@ -27,7 +27,13 @@ export interface StatusReport {
   clock: string;
   rumors_active: number;
   uptime_ms: number;
-  links: { peer: string; direction: "in" | "out"; since: string }[];
+  links: {
+    peer: string;
+    direction: "in" | "out";
+    since: string;
+    /** Protocol version the link speaks. */
+    protocol: number | null;
+  }[];
   members: {
     id: string;
     region: string;
@@ -39,8 +45,20 @@ export interface StatusReport {
   counters: Record<string, number>;
 }
 
+/** Link versions for the status report, which the node does not track. */
+export interface LinkVersions {
+  /** Newest protocol version this instance speaks. */
+  readonly maxProtocol: number;
+  /** Returns the protocol version of the link to a peer. */
+  protocolOf(peer: string): number | undefined;
+}
+
 /** Builds the status report of a node. */
-export function buildStatus(node: GossipNode, startedMs: number): StatusReport {
+export function buildStatus(
+  node: GossipNode,
+  startedMs: number,
+  versions: LinkVersions,
+): StatusReport {
   const self = node.self;
   const counters: Record<string, number> = {};
   for (const sample of node.counters.samples()) {
@@ -53,7 +71,7 @@ export function buildStatus(node: GossipNode, startedMs: number): StatusReport {
     id: self.id,
     region: self.region,
     url: self.url,
-    protocol: PROTOCOL_VERSION,
+    protocol: versions.maxProtocol,
     entries: node.replica.live,
     tombstones: node.replica.tombstones,
     quarantined: node.quarantined,
@@ -68,6 +86,7 @@ export function buildStatus(node: GossipNode, startedMs: number): StatusReport {
       peer: link.peer,
       direction: link.outbound ? "out" : "in",
       since: new Date(link.openedMs).toISOString(),
+      protocol: versions.protocolOf(link.peer) ?? null,
     })),
     members: memberViews(node),
     counters,

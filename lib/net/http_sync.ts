@@ -9,7 +9,7 @@
  */
 
 import {
-  PROTOCOL_VERSION,
+  MIN_PROTOCOL_VERSION,
   type SyncRequest,
   SyncResponseSchema,
 } from "../protocol/messages.ts";
@@ -46,7 +46,12 @@ export async function runHttpSync(options: {
   try {
     let request: SyncRequest | undefined = driver.first();
     while (request) {
-      const body = JSON.stringify({ v: PROTOCOL_VERSION, from, body: request });
+      // Every version reads the version 1 layout of the body.
+      const body = JSON.stringify({
+        v: MIN_PROTOCOL_VERSION,
+        from,
+        body: request,
+      });
       counters?.inc(
         "sync_bytes",
         { direction: "out", via: "http" },

@@ -14,6 +14,7 @@ import {
   type CloseReason,
   type Frame,
   type MemberInfo,
+  MIN_PROTOCOL_VERSION,
 } from "../protocol/messages.ts";
 import type { GossipNode } from "../protocol/node.ts";
 import {
@@ -22,6 +23,7 @@ import {
   type FleetKey,
 } from "../security/fleet_auth.ts";
 import { AddressCounter } from "../security/rate_limit.ts";
+import { formatVersionRange, PROTOCOL_HEADER } from "../protocol/versions.ts";
 import { type LinkAuth, type LinkSettings, PeerLink } from "./peer_link.ts";
 
 /** Results of the upgrade checks of a socket accepted on `/gossip`. */
@@ -30,6 +32,8 @@ export interface AcceptOptions {
   readonly address: string;
   /** The fleet key the dialler proved, and its nonce; absent in an open fleet. */
   readonly auth?: { readonly key: FleetKey; readonly nonce: string };
+  /** Protocol version negotiated with the dialler. */
+  readonly version: number;
 }
 
 /** Close codes after which a dialled instance is backed off like a failure. */
@@ -102,8 +106,15 @@ export class LinkManager {
     const proof = this.#auth.dialProof("gossip");
     let socket: WebSocket;
     try {
+      const versions = formatVersionRange({
+        min: MIN_PROTOCOL_VERSION,
+        max: this.#settings.maxProtocolVersion,
+      });
       socket = new WebSocket(gossipUrl(url), {
-        headers: proof ? { [AUTH_HEADER]: proof.header } : {},
+        headers: {
+          [PROTOCOL_HEADER]: versions,
+          ...(proof ? { [AUTH_HEADER]: proof.header } : {}),
+        },
         client: this.#client,
       });
     } catch (error) {
@@ -146,8 +157,21 @@ export class LinkManager {
       dialNonce: options.auth.nonce,
     };
     this.#track(
-      new PeerLink({ ...this.#linkOptions(socket), outbound: false, auth }),
+      new PeerLink({
+        ...this.#linkOptions(socket),
+        outbound: false,
+        auth,
+        version: options.version,
+      }),
     );
+  }
+
+  /** Returns the protocol version of the open link to a peer, if any. */
+  protocolOf(peer: string): number | undefined {
+    for (const link of this.#links.values()) {
+      if (link.peer?.id === peer && !link.closed) return link.protocol;
+    }
+    return undefined;
   }
 
   /** Sends a frame on a link, if it is still open. */

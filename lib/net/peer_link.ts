@@ -20,6 +20,11 @@
  *   reads too slowly or not at all (4005);
  * - nothing received for `linkTimeoutMs` (4004).
  *
+ * A link writes every frame in its protocol version (see
+ * protocol/versions.ts): the one negotiated at the upgrade for an accepted
+ * link, and for a dialled link the version of the peer's hello, or the
+ * oldest version until that hello arrives.
+ *
  * Frames that need asynchronous work first (verifying signatures) are
  * delivered in their order of arrival; at most {@link MAX_QUEUED_FRAMES}
  * wait at once.
@@ -36,6 +41,7 @@ import {
   type FrameOf,
   type InvalidFrameKind,
   type MemberInfo,
+  MIN_PROTOCOL_VERSION,
   parseFrame,
   PROTOCOL_VERSION,
 } from "../protocol/messages.ts";
@@ -55,6 +61,8 @@ export interface LinkSettings {
   readonly maxInvalidFrames: number;
   /** Bytes a link may have queued and unsent before it is closed. */
   readonly maxSendBufferBytes: number;
+  /** Newest protocol version accepted from the peer. */
+  readonly maxProtocolVersion: number;
 }
 
 /** Callbacks through which a link reports to its owner. */
@@ -118,6 +126,7 @@ export class PeerLink {
   readonly #frameBudget: TokenBucket;
   readonly #invalidBudget: TokenBucket;
   #authenticated: boolean;
+  #version: number;
   /** The acceptor's challenge nonce, which the dialler must answer. */
   #challengeNonce: string | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
@@ -141,6 +150,8 @@ export class PeerLink {
     auth?: LinkAuth;
     /** Starts asynchronous checks of a frame before it is delivered. */
     prepare?: (frame: Frame) => Promise<void> | undefined;
+    /** Protocol version negotiated for an accepted link. */
+    version?: number;
   }) {
     this.#socket = options.socket;
     this.outbound = options.outbound;
@@ -152,6 +163,7 @@ export class PeerLink {
     this.#auth = options.auth;
     this.#prepare = options.prepare;
     this.#authenticated = options.auth === undefined;
+    this.#version = options.version ?? MIN_PROTOCOL_VERSION;
     const { maxFramesPerSecond, maxInvalidFrames } = this.#settings;
     this.#frameBudget = new TokenBucket(maxFramesPerSecond, maxFramesPerSecond);
     this.#invalidBudget = new TokenBucket(
@@ -185,6 +197,11 @@ export class PeerLink {
     return this.#socketClosed.promise;
   }
 
+  /** Protocol version of the frames this link writes. */
+  get protocol(): number {
+    return this.#version;
+  }
+
   /** Whether the link is closed or closing. */
   get closed(): boolean {
     return this.#closed;
@@ -196,7 +213,7 @@ export class PeerLink {
       return false;
     }
     if (this.#sendBufferFull()) return false;
-    const text = encodeFrame(frame);
+    const text = encodeFrame(frame, this.#version);
     this.#socket.send(text);
     this.#lastSentMs = Date.now();
     this.#counters.inc("frames_out", { type: frame.type });
@@ -278,7 +295,11 @@ export class PeerLink {
       return;
     }
 
-    const result = parseFrame(data, this.#settings.maxFrameBytes);
+    const result = parseFrame(
+      data,
+      this.#settings.maxFrameBytes,
+      this.#settings.maxProtocolVersion,
+    );
     if (!result.ok) {
       this.#invalid(result.kind, result.message);
       return;
@@ -311,6 +332,8 @@ export class PeerLink {
         return;
       }
       this.peer = frame.member;
+      // The acceptor wrote its hello in the version it picked for the link.
+      if (this.outbound) this.#version = frame.v;
       this.#handlers.hello(this, frame.member);
       return;
     }

@@ -25,6 +25,11 @@ export interface InstanceOptions {
   /** Extra `serve` flags, such as `["--fanout", "2"]`. */
   readonly flags?: readonly string[];
   /**
+   * Folder of another Grapevine build to run, with its own `main.ts` and
+   * `deno.json`; this repository by default.
+   */
+  readonly build?: string;
+  /**
    * Extra environment variables, such as fleet keys. The test client sends
    * `GRAPEVINE_ADMIN_TOKEN` from here as its bearer token.
    */
@@ -68,15 +73,16 @@ export class TestInstance {
 
   /** Starts an instance and waits until it listens. */
   static async start(options: InstanceOptions): Promise<TestInstance> {
+    const build = options.build;
     const args = [
       "run",
       "--config",
-      CONFIG,
+      build === undefined ? CONFIG : `${build}/deno.json`,
       "--allow-net",
       "--allow-read",
       "--allow-write",
       "--allow-env",
-      MAIN,
+      build === undefined ? MAIN : `${build}/main.ts`,
       "serve",
       "--id",
       options.id,

@@ -29,6 +29,8 @@ export interface RawPeerOptions {
   readonly handshake?: boolean;
   /** Milliseconds to wait for the handshake. */
   readonly timeoutMs?: number;
+  /** Extra request headers of the upgrade, such as the protocol range. */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /** A WebSocket peer that the test drives frame by frame. */
@@ -58,7 +60,10 @@ export class RawPeer {
     const proof = auth?.dialProof("gossip");
     const url = baseUrl.replace(/^http/, "ws") + "/gossip";
     const socket = new WebSocket(url, {
-      headers: proof ? { [AUTH_HEADER]: proof.header } : {},
+      headers: {
+        ...options.headers,
+        ...(proof ? { [AUTH_HEADER]: proof.header } : {}),
+      },
     });
     const closed = new Promise<CloseInfo>((resolve) => {
       socket.addEventListener(
