@@ -401,11 +401,11 @@ export const SETTINGS = {
   },
   maxLinksPerAddress: {
     kind: "int",
-    default: 16,
+    default: 64,
     min: 1,
     max: 10_000,
     help:
-      "Open /gossip WebSockets from one remote address, authenticated or not; more are rejected with HTTP 429",
+      "Open /gossip WebSockets from one remote address, authenticated or not; more are rejected with HTTP 429. Instances behind one NAT or on one machine share an address, so keep it above the instances per address",
   },
   maxRequestsPerSecond: {
     kind: "int",

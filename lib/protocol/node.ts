@@ -876,15 +876,32 @@ export class GossipNode {
     );
     this.#recent.clear();
     const lazy = [...this.#lazy].filter((peer) => this.#overlay.linkTo(peer));
-    for (
-      const peer of shuffle(lazy, this.#random).slice(0, this.#settings.fanout)
-    ) {
+    for (const peer of this.#announceTargets(lazy)) {
       this.#send(this.#overlay.linkTo(peer)!.id, {
         v: 1,
         type: "ihave",
         items,
       });
     }
+  }
+
+  /**
+   * Picks up to `fanout` lazy links for an announcement: with region
+   * awareness, links in this node's region first and at most one link to
+   * another region, because each region repairs its own part of the tree.
+   */
+  #announceTargets(lazy: string[]): string[] {
+    const shuffled = shuffle(lazy, this.#random);
+    const fanout = this.#settings.fanout;
+    if (this.#settings.regionAwareness === "off") {
+      return shuffled.slice(0, fanout);
+    }
+    const side = (peer: string) => this.#overlay.sideOf(peer);
+    const chosen = shuffled.filter((peer) => side(peer) === "local")
+      .slice(0, fanout);
+    const remote = shuffled.find((peer) => side(peer) === "remote");
+    if (chosen.length < fanout && remote) chosen.push(remote);
+    return chosen;
   }
 
   #receiveIHave(link: number, peer: string, frame: FrameOf<"ihave">): void {

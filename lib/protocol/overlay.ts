@@ -198,6 +198,11 @@ export class Overlay {
     ) {
       this.#replacing = undefined;
       this.#dropRandomOutbound(peer.id, side);
+    } else if (!outbound && side === "remote" && this.#remoteOverQuota()) {
+      // Links others dial in count toward the cross-region share too; drop
+      // a cross-region link this node dialled, so that an update crosses
+      // between regions on a few links only.
+      this.#dropRandomOutbound(peer.id, "remote", true);
     } else if (!outbound && this.#links.size > this.targetSize() + TRIM_SLACK) {
       // Accepting links beyond the target would pile links onto popular
       // nodes. As in HyParView, the node makes room by dropping a dialled
@@ -319,6 +324,16 @@ export class Overlay {
     this.#host.dial(url);
   }
 
+  /** Returns whether links to other regions exceed their share by more than one. */
+  #remoteOverQuota(): boolean {
+    if (this.#settings.regionAwareness === "off") return false;
+    let remote = 0;
+    for (const link of this.#links.values()) {
+      if (this.sideOf(link.peer) === "remote") remote++;
+    }
+    return remote > this.remoteQuota() + 1;
+  }
+
   /** Returns whether a member is in this node's region or another one. */
   sideOf(id: string): Side {
     const region = this.#host.members.get(id)?.region;
@@ -422,7 +437,11 @@ export class Overlay {
     this.#linkPeers.delete(link.id);
   }
 
-  #dropRandomOutbound(keep: string, side?: Side): void {
+  /**
+   * Closes a random link this node dialled, other than `keep`, preferring
+   * one on `side`; with `sideOnly`, only one on `side`.
+   */
+  #dropRandomOutbound(keep: string, side?: Side, sideOnly = false): void {
     const candidates = [...this.#links.values()].filter((link) =>
       link.outbound && link.peer !== keep
     );
@@ -430,7 +449,7 @@ export class Overlay {
     const sameSide = candidates.filter((link) =>
       this.sideOf(link.peer) === side
     );
-    const outbound = sameSide.length > 0 ? sameSide : candidates;
+    const outbound = sameSide.length > 0 || sideOnly ? sameSide : candidates;
     if (outbound.length === 0) return;
     const victim = outbound[Math.floor(this.#host.random() * outbound.length)]!;
     this.#remove(victim);
