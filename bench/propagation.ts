@@ -45,6 +45,26 @@ export function quantile(sorted: readonly number[], q: number): number {
   return sorted[Math.max(0, index)]!;
 }
 
+/** Rejects with "`what` timed out after `ms` ms" unless `promise` settles first. */
+export async function withTimeout<T>(
+  promise: Promise<T>,
+  ms: number,
+  what: string,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`${what} timed out after ${ms} ms`)),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 function summarize(samples: number[]): Summary {
   const sorted = [...samples].sort((a, b) => a - b);
   return {
@@ -70,14 +90,20 @@ class ArrivalWatcher {
     for (const { id, url } of urls) {
       const controller = new AbortController();
       this.#controllers.push(controller);
-      const response = await fetch(`${url}/v1/watch?prefix=bench.`, {
-        signal: controller.signal,
-      });
+      const response = await withTimeout(
+        fetch(`${url}/v1/watch?prefix=bench.`, { signal: controller.signal }),
+        15_000,
+        `Opening the change feed of ${url}`,
+      );
       const opened = Promise.withResolvers<void>();
       ready.push(opened.promise);
       this.#readers.push(this.#read(id, response.body!, opened.resolve));
     }
-    await Promise.all(ready);
+    await withTimeout(
+      Promise.all(ready),
+      15_000,
+      "Opening the change feeds of every instance",
+    );
   }
 
   /**
@@ -213,8 +239,9 @@ class StarSender {
           }));
         }
       };
-      await open.promise;
+      // Push first, so that close() also closes a socket that timed out.
       this.#sockets.push(socket);
+      await withTimeout(open.promise, 15_000, `Linking to ${url}`);
     }));
     this.#timer = setInterval(() => {
       for (const socket of this.#sockets) {

@@ -16,6 +16,23 @@ import {
   measureOverlay,
   membershipSection,
 } from "./membership.ts";
+import {
+  type GossipsubResult,
+  installPeer,
+  measureGossipsub,
+} from "./gossipsub.ts";
+import { measureThroughput } from "./throughput.ts";
+import { measureFootprint } from "./footprint.ts";
+import { measureEncoding } from "./encoding.ts";
+import { simulateScaling } from "./scaling_sim.ts";
+import {
+  encodingSection,
+  footprintSection,
+  gossipsubSection,
+  scalingSection,
+  targetsSection,
+  throughputSection,
+} from "./report.ts";
 
 const args = parseArgs({
   args: Deno.args,
@@ -39,6 +56,12 @@ async function machine(): Promise<string> {
   const cores = navigator.hardwareConcurrency;
   const memory = Math.round(Deno.systemMemoryInfo().total / 2 ** 30);
   return `${model}, ${cores} cores, ${memory} GiB; ${Deno.build.os} ${Deno.osRelease()}; Deno ${Deno.version.deno}`;
+}
+
+/** The 1, 5 and 15 minute load averages, from /proc/loadavg. */
+async function loadAverage(): Promise<string> {
+  const text = await Deno.readTextFile("/proc/loadavg").catch(() => "");
+  return text.split(" ").slice(0, 3).join(" ") || "unknown";
 }
 
 const fmt = (ms: number) => ms.toFixed(2);
@@ -66,6 +89,7 @@ function propagationTable(results: PropagationResult[]): string {
 }
 
 const started = Date.now();
+const loadAtStart = await loadAverage();
 const results: PropagationResult[] = [];
 for (const size of sizes) {
   for (const mode of modes) {
@@ -73,6 +97,52 @@ for (const size of sizes) {
     results.push(await measurePropagation(size, updates, mode, console.log));
   }
 }
+
+// ---- Real peer: libp2p gossipsub ----------------------------------------
+let gossipsub: GossipsubResult[] | string;
+try {
+  console.log("gossipsub: installing the peer's npm packages");
+  const dir = await installPeer();
+  try {
+    gossipsub = [];
+    for (const size of sizes) {
+      console.log(`gossipsub: N=${size}, ${updates} updates`);
+      gossipsub.push(await measureGossipsub(dir, size, updates, console.log));
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+} catch (error) {
+  gossipsub = (error as Error).message;
+  console.error(`gossipsub failed: ${gossipsub}`);
+}
+
+// ---- Throughput, footprint, encoding, simulated scaling ------------------
+console.log("throughput: write load");
+const throughput = await measureThroughput(
+  {
+    size: 5,
+    seconds: quick ? 2 : 10,
+    concurrency: 32,
+    batchSize: 100,
+  },
+  console.log,
+);
+console.log("footprint: memory, start-up and idle CPU");
+const footprint = await measureFootprint(
+  {
+    keyCounts: quick ? [0, 10_000] : [0, 10_000, 100_000],
+    idleSeconds: quick ? 3 : 10,
+    idleSize: 5,
+  },
+  console.log,
+);
+console.log("encoding: JSON, MessagePack and deflate");
+const encoding = measureEncoding(quick ? 50 : 300);
+console.log("scaling: simulator");
+const simulated = (quick ? [50, 1000] : [50, 1000, 10_000]).map((nodes) =>
+  simulateScaling(nodes)
+);
 
 console.log("membership: failure detection and overlay shape");
 const membership = membershipSection(
@@ -86,7 +156,9 @@ Written by \`deno task bench${quick ? " --quick" : ""}\` on ${
   new Date().toISOString()
 }.
 
-Machine: ${await machine()}.
+Machine: ${await machine()}. Load average (1, 5, 15 min) at the start:
+${loadAtStart}; at the end: ${await loadAverage()}. Everything else running on
+the machine shares its two cores with the benchmark.
 Settings: the \`local\` preset with its defaults (fanout 3, share limit
 4 × ceil(log10(N + 1)), feedback limit 3), one process per instance on
 127.0.0.1, values of about 170 bytes of JSON.
@@ -109,6 +181,12 @@ anti-entropy included.
 
 ${propagationTable(results)}
 
+${gossipsubSection(gossipsub, results)}
+${throughputSection(throughput)}
+${footprintSection(footprint)}
+${encodingSection(encoding)}
+${scalingSection(results, simulated)}
+${targetsSection({ results, gossipsub, throughput, footprint })}
 ${membership}
 Total run time: ${Math.round((Date.now() - started) / 1000)} s.
 `;
