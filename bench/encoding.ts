@@ -87,7 +87,7 @@ function entry(i: number, valueBytes: number): Entry {
   };
 }
 
-/** The frames measured, as an instance sends them. */
+/** Returns the frames measured, as an instance sends them. */
 export function sampleFrames(): { name: string; frame: Frame }[] {
   const v = PROTOCOL_VERSION;
   const member = {

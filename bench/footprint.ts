@@ -18,7 +18,7 @@ export interface FootprintRow {
   readonly rssMiB: number;
   /** Resident memory after a restart that reads the keys from KV, in MiB. */
   readonly rssAfterRestartMiB: number;
-  /** Milliseconds from spawning the process until `/healthz` answered. */
+  /** Milliseconds from spawning the process to the first `/healthz` response. */
   readonly startMs: number;
 }
 
@@ -96,7 +96,7 @@ async function waitHealthy(url: string, timeoutMs: number): Promise<void> {
       // Not listening yet.
     }
     if (Date.now() > deadline) {
-      throw new Error(`${url}/healthz did not answer in ${timeoutMs} ms`);
+      throw new Error(`${url}/healthz did not respond in ${timeoutMs} ms`);
     }
     await delay(5);
   }

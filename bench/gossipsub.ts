@@ -32,6 +32,8 @@ export interface GossipsubResult {
   readonly bytesPerPeer: number;
   /** Message copies received per peer per update; 1 is no duplicate. */
   readonly copiesPerPeer: number;
+  /** Fewest mesh peers any peer had when the updates started. */
+  readonly minMeshPeers: number;
   readonly nodeVersion: string;
 }
 
@@ -292,17 +294,21 @@ export async function measureGossipsub(
       }
     }
 
-    // Wait for heartbeats (1 s each) to fill every mesh.
+    // Wait for heartbeats (1 s each) to fill every mesh to its lower bound
+    // of 4. Past 30 s the run goes on if every peer has some mesh peer,
+    // and the report shows the thinnest mesh.
     const meshTarget = Math.min(size - 1, 4);
     const deadline = Date.now() + 30_000;
+    let minMeshPeers = 0;
     while (true) {
       await new Promise((resolve) => setTimeout(resolve, 1000));
       const stats = await Promise.all(peers.map((peer) => peer.stats()));
-      const thin = stats.filter((item) => item.meshPeers < meshTarget).length;
-      if (thin === 0) break;
+      minMeshPeers = Math.min(...stats.map((item) => item.meshPeers));
+      if (minMeshPeers >= meshTarget) break;
       if (Date.now() > deadline) {
+        if (minMeshPeers > 0) break;
         throw new Error(
-          `gossipsub meshes did not form in 30 s: ${thin} of ${size} peers have fewer than ${meshTarget} mesh peers`,
+          `gossipsub meshes did not form in 30 s: some of the ${size} peers have no mesh peer`,
         );
       }
     }
@@ -376,6 +382,7 @@ export async function measureGossipsub(
       framesPerPeer: total("rpcs") / updates / size,
       bytesPerPeer: total("bytes") / updates / size,
       copiesPerPeer: total("messages") / updates / size,
+      minMeshPeers,
       nodeVersion,
     };
   } finally {

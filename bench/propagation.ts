@@ -194,7 +194,10 @@ const STAR_MEMBER = {
 
 /** A fake peer holding one link to every instance: the star sender. */
 class StarSender {
+  /** Why a star link closed before the end of the run, if one did. */
+  closedEarly: string | undefined;
   readonly #sockets: WebSocket[] = [];
+  #closing = false;
   #timer: ReturnType<typeof setInterval> | undefined;
   #seq = 0;
 
@@ -216,6 +219,14 @@ class StarSender {
         open.resolve();
       };
       socket.onerror = () => open.reject(new Error(`cannot link to ${url}`));
+      // A star link that closes early would leave its instance to
+      // anti-entropy and spoil the floor, so the run fails instead.
+      socket.onclose = (event) => {
+        if (!this.#closing) {
+          this.closedEarly ??=
+            `the star link to ${url} closed with code ${event.code} ${event.reason}`;
+        }
+      };
       socket.onmessage = (event) => {
         const frame = JSON.parse(event.data);
         // Answer probes, or the failure detector declares this peer dead
@@ -272,6 +283,7 @@ class StarSender {
   }
 
   async close(): Promise<void> {
+    this.#closing = true;
     clearInterval(this.#timer);
     await Promise.all(this.#sockets.map((socket) => {
       if (socket.readyState === WebSocket.CLOSED) return;
@@ -306,7 +318,18 @@ export async function measurePropagation(
   log: (line: string) => void = () => {},
 ): Promise<PropagationResult> {
   const fleet = await TestFleet.start(size, {
-    flags: ["--log-level", "info", "--dissemination", dissemination],
+    flags: [
+      "--log-level",
+      "info",
+      "--dissemination",
+      dissemination,
+      // Every link of the benchmark comes from 127.0.0.1, the star's too,
+      // and the star's link must not find an instance full.
+      "--max-links-per-address",
+      "1000",
+      "--max-links",
+      "64",
+    ],
   });
   const watcher = new ArrivalWatcher();
   const star = new StarSender();
@@ -358,6 +381,7 @@ export async function measurePropagation(
         "bench-star",
       ]);
       starTimes.push((await starArrived) - sent);
+      if (star.closedEarly) throw new Error(star.closedEarly);
       await new Promise((resolve) => setTimeout(resolve, 30));
       if ((i + 1) % 50 === 0) {
         log(`  N=${size} ${dissemination}: ${i + 1}/${updates} updates`);

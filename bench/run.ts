@@ -58,7 +58,7 @@ async function machine(): Promise<string> {
   return `${model}, ${cores} cores, ${memory} GiB; ${Deno.build.os} ${Deno.osRelease()}; Deno ${Deno.version.deno}`;
 }
 
-/** The 1, 5 and 15 minute load averages, from /proc/loadavg. */
+/** Reads the 1, 5 and 15 minute load averages from /proc/loadavg. */
 async function loadAverage(): Promise<string> {
   const text = await Deno.readTextFile("/proc/loadavg").catch(() => "");
   return text.split(" ").slice(0, 3).join(" ") || "unknown";
@@ -91,10 +91,20 @@ function propagationTable(results: PropagationResult[]): string {
 const started = Date.now();
 const loadAtStart = await loadAverage();
 const results: PropagationResult[] = [];
+/** Runs that failed, with the reason, so that one failure does not end the suite. */
+const failures: string[] = [];
 for (const size of sizes) {
   for (const mode of modes) {
     console.log(`propagation: N=${size}, ${mode}, ${updates} updates`);
-    results.push(await measurePropagation(size, updates, mode, console.log));
+    try {
+      results.push(await measurePropagation(size, updates, mode, console.log));
+    } catch (error) {
+      const message = `propagation N=${size} ${mode}: ${
+        (error as Error).message
+      }`;
+      console.error(`failed: ${message}`);
+      failures.push(message);
+    }
   }
 }
 
@@ -107,7 +117,15 @@ try {
     gossipsub = [];
     for (const size of sizes) {
       console.log(`gossipsub: N=${size}, ${updates} updates`);
-      gossipsub.push(await measureGossipsub(dir, size, updates, console.log));
+      try {
+        gossipsub.push(
+          await measureGossipsub(dir, size, updates, console.log),
+        );
+      } catch (error) {
+        const message = `gossipsub N=${size}: ${(error as Error).message}`;
+        console.error(`failed: ${message}`);
+        failures.push(message);
+      }
     }
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
@@ -150,6 +168,11 @@ const membership = membershipSection(
   await measureOverlay(),
 );
 
+// The analysis is written by hand from a full run and kept beside it.
+const analysis = quick ? "" : await Deno.readTextFile(
+  new URL("./analysis.md", import.meta.url),
+).catch(() => "");
+
 const report = `# Benchmark results
 
 Written by \`deno task bench${quick ? " --quick" : ""}\` on ${
@@ -180,13 +203,20 @@ and \`graft\` frames received by all instances for one update, divided by N;
 anti-entropy included.
 
 ${propagationTable(results)}
-
+${
+  failures.length > 0
+    ? `\nRuns that failed:\n\n${
+      failures.map((line) => `- ${line}`).join("\n")
+    }\n`
+    : ""
+}
 ${gossipsubSection(gossipsub, results)}
 ${throughputSection(throughput)}
 ${footprintSection(footprint)}
 ${encodingSection(encoding)}
 ${scalingSection(results, simulated)}
 ${targetsSection({ results, gossipsub, throughput, footprint })}
+${analysis}
 ${membership}
 Total run time: ${Math.round((Date.now() - started) / 1000)} s.
 `;

@@ -2,7 +2,7 @@
  * Merging of outgoing rumor frames on one link.
  *
  * Under write load the protocol core sends one rumor frame per write and
- * eager link. A link holds those frames briefly and sends them as few
+ * eager link. A link keeps those frames briefly and sends them as few
  * frames as the frame limits allow, which saves per-frame work on both ends
  * and keeps a busy writer under the receiver's `maxFramesPerSecond`.
  *
