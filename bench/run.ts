@@ -221,5 +221,11 @@ ${membership}
 Total run time: ${Math.round((Date.now() - started) / 1000)} s.
 `;
 await Deno.writeTextFile(out, report);
+// Format the report as `deno task check` expects of every Markdown file.
+await new Deno.Command(Deno.execPath(), {
+  args: ["fmt", "--quiet", out],
+  stdout: "null",
+  stderr: "inherit",
+}).output();
 console.log(report);
 console.log(`wrote ${out}`);
