@@ -45,6 +45,26 @@ export function quantile(sorted: readonly number[], q: number): number {
   return sorted[Math.max(0, index)]!;
 }
 
+/** Rejects with "`what` timed out after `ms` ms" unless `promise` settles first. */
+export async function withTimeout<T>(
+  promise: Promise<T>,
+  ms: number,
+  what: string,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`${what} timed out after ${ms} ms`)),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Returns the count, median, p99 and maximum of samples. */
 export function summarize(samples: number[]): Summary {
   const sorted = [...samples].sort((a, b) => a - b);
@@ -71,14 +91,20 @@ class ArrivalWatcher {
     for (const { id, url } of urls) {
       const controller = new AbortController();
       this.#controllers.push(controller);
-      const response = await fetch(`${url}/v1/watch?prefix=bench.`, {
-        signal: controller.signal,
-      });
+      const response = await withTimeout(
+        fetch(`${url}/v1/watch?prefix=bench.`, { signal: controller.signal }),
+        15_000,
+        `Opening the change feed of ${url}`,
+      );
       const opened = Promise.withResolvers<void>();
       ready.push(opened.promise);
       this.#readers.push(this.#read(id, response.body!, opened.resolve));
     }
-    await Promise.all(ready);
+    await withTimeout(
+      Promise.all(ready),
+      15_000,
+      "Opening the change feeds of every instance",
+    );
   }
 
   /**
@@ -169,7 +195,10 @@ const STAR_MEMBER = {
 
 /** A fake peer holding one link to every instance: the star sender. */
 class StarSender {
+  /** Why a star link closed before the end of the run, if one did. */
+  closedEarly: string | undefined;
   readonly #sockets: WebSocket[] = [];
+  #closing = false;
   #timer: ReturnType<typeof setInterval> | undefined;
   #seq = 0;
 
@@ -191,6 +220,14 @@ class StarSender {
         open.resolve();
       };
       socket.onerror = () => open.reject(new Error(`cannot link to ${url}`));
+      // A star link that closes early would leave its instance to
+      // anti-entropy and spoil the floor, so the run fails instead.
+      socket.onclose = (event) => {
+        if (!this.#closing) {
+          this.closedEarly ??=
+            `the star link to ${url} closed with code ${event.code} ${event.reason}`;
+        }
+      };
       socket.onmessage = (event) => {
         const frame = JSON.parse(event.data);
         // Answer probes, or the failure detector declares this peer dead
@@ -214,8 +251,9 @@ class StarSender {
           }));
         }
       };
-      await open.promise;
+      // Push first, so that close() also closes a socket that timed out.
       this.#sockets.push(socket);
+      await withTimeout(open.promise, 15_000, `Linking to ${url}`);
     }));
     this.#timer = setInterval(() => {
       for (const socket of this.#sockets) {
@@ -246,6 +284,7 @@ class StarSender {
   }
 
   async close(): Promise<void> {
+    this.#closing = true;
     clearInterval(this.#timer);
     await Promise.all(this.#sockets.map((socket) => {
       if (socket.readyState === WebSocket.CLOSED) return;
@@ -280,7 +319,18 @@ export async function measurePropagation(
   log: (line: string) => void = () => {},
 ): Promise<PropagationResult> {
   const fleet = await TestFleet.start(size, {
-    flags: ["--log-level", "info", "--dissemination", dissemination],
+    flags: [
+      "--log-level",
+      "info",
+      "--dissemination",
+      dissemination,
+      // Every link of the benchmark comes from 127.0.0.1, the star's too,
+      // and the star's link must not find an instance full.
+      "--max-links-per-address",
+      "1000",
+      "--max-links",
+      "64",
+    ],
   });
   const watcher = new ArrivalWatcher();
   const star = new StarSender();
@@ -332,6 +382,7 @@ export async function measurePropagation(
         "bench-star",
       ]);
       starTimes.push((await starArrived) - sent);
+      if (star.closedEarly) throw new Error(star.closedEarly);
       await new Promise((resolve) => setTimeout(resolve, 30));
       if ((i + 1) % 50 === 0) {
         log(`  N=${size} ${dissemination}: ${i + 1}/${updates} updates`);

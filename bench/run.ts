@@ -18,6 +18,23 @@ import {
 } from "./membership.ts";
 import { antiEntropySection } from "./anti_entropy.ts";
 import { regionsSection } from "./regions.ts";
+import {
+  type GossipsubResult,
+  installPeer,
+  measureGossipsub,
+} from "./gossipsub.ts";
+import { measureThroughput } from "./throughput.ts";
+import { measureFootprint } from "./footprint.ts";
+import { measureEncoding } from "./encoding.ts";
+import { simulateScaling } from "./scaling_sim.ts";
+import {
+  encodingSection,
+  footprintSection,
+  gossipsubSection,
+  scalingSection,
+  targetsSection,
+  throughputSection,
+} from "./report.ts";
 
 const args = parseArgs({
   args: Deno.args,
@@ -41,6 +58,12 @@ async function machine(): Promise<string> {
   const cores = navigator.hardwareConcurrency;
   const memory = Math.round(Deno.systemMemoryInfo().total / 2 ** 30);
   return `${model}, ${cores} cores, ${memory} GiB; ${Deno.build.os} ${Deno.osRelease()}; Deno ${Deno.version.deno}`;
+}
+
+/** Reads the 1, 5 and 15 minute load averages from /proc/loadavg. */
+async function loadAverage(): Promise<string> {
+  const text = await Deno.readTextFile("/proc/loadavg").catch(() => "");
+  return text.split(" ").slice(0, 3).join(" ") || "unknown";
 }
 
 const fmt = (ms: number) => ms.toFixed(2);
@@ -68,15 +91,80 @@ function propagationTable(results: PropagationResult[]): string {
 }
 
 const started = Date.now();
+const loadAtStart = await loadAverage();
 const results: PropagationResult[] = [];
+/** Runs that failed, with the reason, so that one failure does not end the suite. */
+const failures: string[] = [];
 for (const size of sizes) {
   for (const mode of modes) {
     console.log(`propagation: N=${size}, ${mode}, ${updates} updates`);
-    results.push(await measurePropagation(size, updates, mode, console.log));
+    try {
+      results.push(await measurePropagation(size, updates, mode, console.log));
+    } catch (error) {
+      const message = `propagation N=${size} ${mode}: ${
+        (error as Error).message
+      }`;
+      console.error(`failed: ${message}`);
+      failures.push(message);
+    }
   }
 }
 const antiEntropy = await antiEntropySection(quick, console.log);
 const regions = await regionsSection(quick, console.log);
+
+// ---- Real peer: libp2p gossipsub ----------------------------------------
+let gossipsub: GossipsubResult[] | string;
+try {
+  console.log("gossipsub: installing the peer's npm packages");
+  const dir = await installPeer();
+  try {
+    gossipsub = [];
+    for (const size of sizes) {
+      console.log(`gossipsub: N=${size}, ${updates} updates`);
+      try {
+        gossipsub.push(
+          await measureGossipsub(dir, size, updates, console.log),
+        );
+      } catch (error) {
+        const message = `gossipsub N=${size}: ${(error as Error).message}`;
+        console.error(`failed: ${message}`);
+        failures.push(message);
+      }
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+} catch (error) {
+  gossipsub = (error as Error).message;
+  console.error(`gossipsub failed: ${gossipsub}`);
+}
+
+// ---- Throughput, footprint, encoding, simulated scaling ------------------
+console.log("throughput: write load");
+const throughput = await measureThroughput(
+  {
+    size: 5,
+    seconds: quick ? 2 : 10,
+    concurrency: 32,
+    batchSize: 100,
+  },
+  console.log,
+);
+console.log("footprint: memory, start-up and idle CPU");
+const footprint = await measureFootprint(
+  {
+    keyCounts: quick ? [0, 10_000] : [0, 10_000, 100_000],
+    idleSeconds: quick ? 3 : 10,
+    idleSize: 5,
+  },
+  console.log,
+);
+console.log("encoding: JSON, MessagePack and deflate");
+const encoding = measureEncoding(quick ? 50 : 300);
+console.log("scaling: simulator");
+const simulated = (quick ? [50, 1000] : [50, 1000, 10_000]).map((nodes) =>
+  simulateScaling(nodes)
+);
 
 console.log("membership: failure detection and overlay shape");
 const membership = membershipSection(
@@ -84,13 +172,20 @@ const membership = membershipSection(
   await measureOverlay(),
 );
 
+// The analysis is written by hand from a full run and kept beside it.
+const analysis = quick ? "" : await Deno.readTextFile(
+  new URL("./analysis.md", import.meta.url),
+).catch(() => "");
+
 const report = `# Benchmark results
 
 Written by \`deno task bench${quick ? " --quick" : ""}\` on ${
   new Date().toISOString()
 }.
 
-Machine: ${await machine()}.
+Machine: ${await machine()}. Load average (1, 5, 15 min) at the start:
+${loadAtStart}; at the end: ${await loadAverage()}. Everything else running on
+the machine shares its two cores with the benchmark.
 Settings: the \`local\` preset with its defaults (fanout 3, share limit
 4 × ceil(log10(N + 1)), feedback limit 3), one process per instance on
 127.0.0.1, values of about 170 bytes of JSON.
@@ -112,11 +207,31 @@ and \`graft\` frames received by all instances for one update, divided by N;
 anti-entropy included.
 
 ${propagationTable(results)}
+${
+  failures.length > 0
+    ? `\nRuns that failed:\n\n${
+      failures.map((line) => `- ${line}`).join("\n")
+    }\n`
+    : ""
+}
+${gossipsubSection(gossipsub, results)}
+${throughputSection(throughput)}
+${footprintSection(footprint)}
+${encodingSection(encoding)}
+${scalingSection(results, simulated)}
+${targetsSection({ results, gossipsub, throughput, footprint })}
+${analysis}
 
 ${antiEntropy}
 ${regions}${membership}
 Total run time: ${Math.round((Date.now() - started) / 1000)} s.
 `;
 await Deno.writeTextFile(out, report);
+// Format the report as `deno task check` expects of every Markdown file.
+await new Deno.Command(Deno.execPath(), {
+  args: ["fmt", "--quiet", out],
+  stdout: "null",
+  stderr: "inherit",
+}).output();
 console.log(report);
 console.log(`wrote ${out}`);

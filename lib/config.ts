@@ -383,6 +383,14 @@ export const SETTINGS = {
     help:
       "Frames one link may receive per second, with bursts of the same size; a link that sends faster is closed",
   },
+  rumorBatchMs: {
+    kind: "int",
+    default: 0,
+    min: 0,
+    max: 1000,
+    help:
+      "Milliseconds a link holds outgoing rumor frames to merge them into one; 0 merges only the frames queued by one task, such as the writes of one KV commit, and adds no delay",
+  },
   maxInvalidFrames: {
     kind: "int",
     default: 100,

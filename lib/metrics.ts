@@ -23,6 +23,10 @@ export const KNOWN_COUNTERS: Readonly<
   frames_out: { help: "WebSocket frames sent, by type", labels: ["type"] },
   bytes_in: { help: "Bytes of WebSocket frames received", labels: [] },
   bytes_out: { help: "Bytes of WebSocket frames sent", labels: [] },
+  rumor_frames_merged: {
+    help: "Outgoing rumor frames saved by merging them into fewer frames",
+    labels: [],
+  },
   invalid_frames: {
     help: "WebSocket frames rejected as invalid, by kind",
     labels: ["kind"],

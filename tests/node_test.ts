@@ -219,3 +219,28 @@ Deno.test("GossipNode refuses pushes older than the tombstone lifetime", () => {
   assert.equal(node.get("zombie"), undefined);
   assert.equal(node.counters.get("entries_rejected", { reason: "expired" }), 1);
 });
+
+Deno.test("tree regrafts links when an eager link closes", () => {
+  const net = new MemoryNet();
+  for (const id of ["a", "b", "c"]) {
+    net.add(id, { antiEntropyIntervalMs: 3_600_000, dissemination: "tree" });
+  }
+  net.link("a", "b");
+  net.link("b", "c");
+  net.link("c", "a");
+  net.deliver();
+  // The first update prunes the b-c link: both got it from a first.
+  net.write("a", "first", 1);
+  net.deliver();
+  assert.ok(net.nodes.get("b")!.counters.get("links_pruned") >= 1);
+
+  // Closing a-b cuts b off the tree; b grafts its link to c at once.
+  net.unlink("a", "b");
+  net.deliver();
+  assert.equal(net.nodes.get("b")!.counters.get("links_regrafted"), 1);
+
+  // So the next update reaches b through c with no lazy announcement.
+  net.write("a", "second", 2);
+  net.deliver();
+  assert.equal(net.nodes.get("b")!.get("second")?.value, "2");
+});

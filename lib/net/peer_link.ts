@@ -25,6 +25,11 @@
  * link, and for a dialled link the version of the peer's hello, or the
  * oldest version until that hello arrives.
  *
+ * Outgoing rumor frames are held for `rumorBatchMs` (by default until the
+ * current task ends) and merged into as few frames as the limits allow (see
+ * rumor_batch.ts). Any other frame sends the held rumors first, so frames
+ * leave in the order they were sent.
+ *
  * Frames that need asynchronous work first (verifying signatures) are
  * delivered in their order of arrival; at most {@link MAX_QUEUED_FRAMES}
  * wait at once.
@@ -47,6 +52,7 @@ import {
 } from "../protocol/messages.ts";
 import type { FleetAuth, FleetKey } from "../security/fleet_auth.ts";
 import { TokenBucket } from "../security/rate_limit.ts";
+import { mergeRumorFrames } from "./rumor_batch.ts";
 
 /** Frames of one link that may wait for asynchronous checks at once. */
 export const MAX_QUEUED_FRAMES = 256;
@@ -63,6 +69,11 @@ export interface LinkSettings {
   readonly maxSendBufferBytes: number;
   /** Newest protocol version accepted from the peer. */
   readonly maxProtocolVersion: number;
+  /**
+   * Milliseconds outgoing rumor frames wait to be merged; 0 (the default)
+   * merges the frames queued by one task and adds no delay.
+   */
+  readonly rumorBatchMs?: number;
 }
 
 /** Callbacks through which a link reports to its owner. */
@@ -136,6 +147,9 @@ export class PeerLink {
   #closed = false;
   #queue: Promise<void> = Promise.resolve();
   #queued = 0;
+  /** Rumor frames held for merging, in the order they were sent. */
+  #heldRumors: FrameOf<"rumor">[] = [];
+  #rumorTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #socketClosed = Promise.withResolvers<void>();
 
   constructor(options: {
@@ -212,6 +226,47 @@ export class PeerLink {
     if (this.#closed || this.#socket.readyState !== WebSocket.OPEN) {
       return false;
     }
+    if (frame.type === "rumor") {
+      this.#holdRumor(frame);
+      return true;
+    }
+    this.#sendHeldRumors();
+    return this.#write(frame);
+  }
+
+  #holdRumor(frame: FrameOf<"rumor">): void {
+    this.#heldRumors.push(frame);
+    if (this.#heldRumors.length > 1) return;
+    const delayMs = this.#settings.rumorBatchMs ?? 0;
+    if (delayMs > 0) {
+      this.#rumorTimer = setTimeout(() => this.#sendHeldRumors(), delayMs);
+    } else {
+      queueMicrotask(() => this.#sendHeldRumors());
+    }
+  }
+
+  #sendHeldRumors(): void {
+    if (this.#heldRumors.length === 0) return;
+    clearTimeout(this.#rumorTimer);
+    this.#rumorTimer = undefined;
+    const held = this.#heldRumors;
+    this.#heldRumors = [];
+    if (this.#closed || this.#socket.readyState !== WebSocket.OPEN) return;
+    const frames = mergeRumorFrames(held, {
+      maxEntriesPerFrame: this.#settings.maxEntriesPerFrame,
+      maxEntryBytes: this.#settings.maxFrameBytes / 2,
+    });
+    if (frames.length < held.length) {
+      this.#counters.inc(
+        "rumor_frames_merged",
+        {},
+        held.length - frames.length,
+      );
+    }
+    for (const frame of frames) this.#write(frame);
+  }
+
+  #write(frame: Frame): boolean {
     if (this.#sendBufferFull()) return false;
     const text = encodeFrame(frame, this.#version);
     this.#socket.send(text);
@@ -461,6 +516,9 @@ export class PeerLink {
   }
 
   #finish(code: number, reason: string): void {
+    clearTimeout(this.#rumorTimer);
+    this.#rumorTimer = undefined;
+    this.#heldRumors = [];
     if (this.#timer !== undefined) {
       clearInterval(this.#timer);
       this.#timer = undefined;

@@ -380,7 +380,7 @@ export class GossipNode {
     if (decision !== "accepted") return decision;
 
     if (replaced) {
-      this.#linkGone(replaced);
+      this.#linkGone(replaced, false);
       this.#effects.closeLink(replaced.id, "duplicate");
     }
     this.#declare({ ...peer, state: "alive" });
@@ -926,6 +926,23 @@ export class GossipNode {
   }
 
   /**
+   * Makes every link of this node eager again, on both ends. A closed
+   * eager link splits the tree, and without this the far part would get
+   * new updates only through the next lazy announcement and graft, which
+   * takes up to `lazyPushIntervalMs`. The duplicates of the next update
+   * prune the extra links again, so this costs a few frames per link
+   * closed.
+   */
+  #regraft(): void {
+    if (this.#settings.dissemination !== "tree") return;
+    for (const link of this.#overlay.links.values()) {
+      if (!this.#lazy.delete(link.peer)) continue;
+      this.counters.inc("links_regrafted");
+      this.#send(link.id, { v: 1, type: "graft", keys: [] });
+    }
+  }
+
+  /**
    * Keeps at least one eager link: a node whose eager links all closed
    * grafts every remaining link, and the next duplicates prune it again.
    */
@@ -1056,9 +1073,15 @@ export class GossipNode {
     return true;
   }
 
-  /** Cleans up after a link that is gone: its sessions and an event. */
-  #linkGone(link: Link): void {
+  /**
+   * Cleans up after a link that is gone: its sessions and an event. With
+   * `treeCut`, a closed eager link may have cut the tree in two, so the
+   * node grafts its other links (see {@link #regraft}).
+   */
+  #linkGone(link: Link, treeCut = true): void {
+    const wasEager = !this.#lazy.has(link.peer);
     this.#lazy.delete(link.peer);
+    if (treeCut && wasEager) this.#regraft();
     for (const [rid, open] of this.#sessions) {
       if (open.link === link.id) {
         this.#sessions.delete(rid);

@@ -232,7 +232,8 @@ export class TestFleet {
 
   /**
    * Starts `size` instances named `n1`…; the first is the seed of the
-   * others.
+   * others, which start `startBatch` (default 10) at a time so that large
+   * fleets do not starve each other's start-up on a small machine.
    */
   static async start(
     size: number,
@@ -240,19 +241,26 @@ export class TestFleet {
       flags?: string[];
       seeds?: number;
       env?: Record<string, string>;
+      startBatch?: number;
     } = {},
   ): Promise<TestFleet> {
     const fleet = new TestFleet(
       await Deno.makeTempDir({ prefix: "grapevine-test-" }),
       options.env ?? {},
     );
+    const batch = Math.max(1, options.startBatch ?? 10);
     try {
       const first = await fleet.add("n1", [], options.flags);
-      const others = [];
-      for (let i = 2; i <= size; i++) {
-        others.push(fleet.add(`n${i}`, [first.url], options.flags));
+      for (let start = 2; start <= size; start += batch) {
+        const others = [];
+        for (let i = start; i <= Math.min(size, start + batch - 1); i++) {
+          others.push(fleet.add(`n${i}`, [first.url], options.flags));
+        }
+        // Wait for the whole batch, so that a failure stops every instance.
+        const results = await Promise.allSettled(others);
+        const failed = results.find((result) => result.status === "rejected");
+        if (failed) throw failed.reason;
       }
-      await Promise.all(others);
     } catch (error) {
       await fleet.stop();
       throw error;
