@@ -99,3 +99,29 @@ Deno.test("answerSync skips wanted entries over the byte budget", () => {
   assert.equal(response.entries.length, 2);
   assert.deepEqual(response.skipped, ["k2", "k3", "k4"]);
 });
+
+Deno.test("sync splits leaf requests to fit the frame budget", () => {
+  // 20,000 keys that differ everywhere: leaf listings of all 4,096 leaves
+  // are far larger than the budget, so the session must ask in parts.
+  const small = { maxEntries: 256, maxEntryBytes: 100_000 };
+  const a = new Replica();
+  const b = new Replica();
+  for (let i = 0; i < 20_000; i++) {
+    a.apply({ key: `key-${i}`, value: "1", version: [1000, 0, "a"] });
+    b.apply({ key: `key-${i}`, value: "2", version: [2000, 0, "b"] });
+  }
+  const session = new SyncSession(a, small);
+  let request: SyncRequest | undefined = session.first();
+  let largest = 0;
+  for (let round = 0; request && round < 10_000; round++) {
+    const response = answerSync(b, request, small);
+    largest = Math.max(largest, JSON.stringify(response).length);
+    request = session.next(response, (entry: Entry) => a.apply(entry));
+  }
+  assert.equal(request, undefined, "the session finished");
+  assert.equal(a.digest(), b.digest());
+  assert.ok(
+    largest < 2 * small.maxEntryBytes,
+    `largest response ${largest} bytes`,
+  );
+});

@@ -16,7 +16,7 @@
 
 import { compareVersions, type Version } from "./clock.ts";
 import { byteLength, type Entry } from "./entry.ts";
-import { isTreePath, TREE_DEPTH } from "./digest.ts";
+import { isTreePath, LEAF_COUNT, TREE_DEPTH } from "./digest.ts";
 import type { Replica } from "./replica.ts";
 import type { SyncRequest, SyncResponse } from "./messages.ts";
 
@@ -39,6 +39,12 @@ export interface SyncLimits {
 /** Limits of tree nodes and keys per request; the schemas allow 4096. */
 const MAX_NODES_PER_REQUEST = 4096;
 const MAX_WANTS_PER_REQUEST = 4096;
+/** Estimated bytes of the answer for an inner node: 16 hex hashes. */
+const INNER_NODE_BYTES = 16 * 35 + 40;
+/** Estimated bytes of the answer for a leaf, before its items. */
+const LEAF_BASE_BYTES = 40;
+/** Estimated bytes of one `[key, version]` item of a leaf. */
+const ITEM_BYTES = 96;
 
 /** Approximate encoded size of an entry, in bytes. */
 export function entrySize(entry: Entry): number {
@@ -205,9 +211,34 @@ export class SyncSession {
     }
   }
 
+  /**
+   * Returns how many of the queued tree nodes to send, so that the
+   * responder's answer stays within half the entry budget: an inner node
+   * answers with 16 hashes, a leaf with every key and version in it. Leaf
+   * sizes are estimated from this replica, with room for twice the mean.
+   * Without this bound, a round where most leaves differ would ask for an
+   * answer larger than a frame, and fail every time.
+   */
+  #nodesThatFit(): number {
+    const budget = this.#limits.maxEntryBytes / 2;
+    const perLeaf = 2 * this.#replica.size / LEAF_COUNT + 4;
+    let bytes = 0;
+    let count = 0;
+    for (const path of this.#nodes) {
+      if (count >= MAX_NODES_PER_REQUEST) break;
+      const cost = path.length === TREE_DEPTH
+        ? LEAF_BASE_BYTES + perLeaf * ITEM_BYTES
+        : INNER_NODE_BYTES;
+      if (count > 0 && bytes + cost > budget) break;
+      bytes += cost;
+      count++;
+    }
+    return count;
+  }
+
   #request(): SyncRequest {
     const nodes: [string, string][] = this.#nodes
-      .splice(0, MAX_NODES_PER_REQUEST)
+      .splice(0, this.#nodesThatFit())
       .map((path) => [path, this.#replica.tree.hashHex(path)]);
     this.stats.nodesCompared += nodes.length;
     const want = this.#wants.splice(
