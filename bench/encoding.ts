@@ -10,10 +10,14 @@
  */
 
 import { deflateRawSync, inflateRawSync } from "node:zlib";
+// These two packages are used by this benchmark only. They stay out of
+// deno.json's import map so that starting an instance does not install them.
+// deno-lint-ignore no-import-prefix
 import { Packr } from "npm:msgpackr@^2.1.3";
 import {
   decode as msgpackDecode,
   encode as msgpackEncode,
+  // deno-lint-ignore no-import-prefix
 } from "npm:@msgpack/msgpack@^3.1.3";
 import {
   encodeFrame,

@@ -56,9 +56,9 @@ import type {
   PersistOp,
   RejectReason,
 } from "./node_types.ts";
-import { WriteError } from "./node_types.ts";
+import { newRumorOp, WriteError } from "./node_types.ts";
 import { type Link, type LinkDecision, Overlay } from "./overlay.ts";
-import { isStale, Quarantine } from "./quarantine.ts";
+import { AntiEntropy, collectIntervalMs } from "./anti_entropy.ts";
 import { Replica } from "./replica.ts";
 import {
   type RemovalReason,
@@ -67,41 +67,10 @@ import {
   shuffle,
 } from "./rumors.ts";
 import { FailureDetector, type ProbeFrame } from "./swim.ts";
-import {
-  answerSync,
-  entrySize,
-  type SyncLimits,
-  SyncSession,
-  type SyncStats,
-} from "./sync.ts";
-import { SyncTargets } from "./sync_targets.ts";
+import { entrySize } from "./sync.ts";
 
 export * from "./node_types.ts";
 export type { LinkDecision } from "./overlay.ts";
-
-interface OpenSession {
-  readonly session: SyncSession;
-  readonly peer: string;
-  readonly link: number | undefined;
-  readonly startedMs: number;
-  readonly repair: RepairState;
-}
-
-/** State of one initiated anti-entropy session, beyond its stats. */
-interface RepairState {
-  /** Order in which the session was opened, from 1. */
-  readonly serial: number;
-  /** False once a response stated that the peer does not vouch for its state. */
-  vouched: boolean;
-  /** Repaired entries spread as rumors so far. */
-  rumored: number;
-}
-
-/** Returns the KV operation that records a new rumor of an entry. */
-function newRumorOp(entry: Entry): PersistOp {
-  const { key, version } = entry;
-  return { type: "rumor", rumor: { key, version, sends: 0, duplicates: 0 } };
-}
 
 /** Membership updates carried by one frame. */
 const PIGGYBACK_PER_FRAME = 16;
@@ -145,23 +114,13 @@ export class GossipNode {
   readonly #broadcasts = new BroadcastQueue(MAX_QUEUED_UPDATES);
   readonly #overlay: Overlay;
   readonly #detector: FailureDetector;
-  readonly #sessions = new Map<number, OpenSession>();
+  readonly #antiEntropy: AntiEntropy;
   /** Peers whose link was pruned to lazy (tree dissemination). */
   readonly #lazy = new Set<string>();
   /** Updates applied since the last lazy announcement, by key. */
   readonly #recent = new Map<string, Version>();
   #nextLazyPushMs = 0;
-  #syncRounds = 0;
-  readonly #syncTargets: SyncTargets;
-  readonly #quarantine = new Quarantine();
-  #lastSyncMs: number | undefined;
-  #sessionSerial = 0;
-  #httpSyncUrl: string | undefined;
-  #nextStaleCheckMs: number;
   #ops: PersistOp[] = [];
-  #nextRequestId = 1;
-  #httpSyncRunning = false;
-  #nextSyncMs: number;
   #nextCollectMs: number;
 
   constructor(options: NodeOptions) {
@@ -174,7 +133,6 @@ export class GossipNode {
     this.#admitEntry = options.admitEntry;
     this.#clock = new HybridClock(self.id, now, settings.maxClockDriftMs);
     this.#members = new MemberTable(self, now());
-    this.#syncTargets = new SyncTargets(settings, random);
     this.#rumors = new RumorBuffer({
       shareLimit: () => effectiveShareLimit(settings, this.#members.liveCount),
       feedbackLimit: settings.feedbackLimit,
@@ -197,14 +155,27 @@ export class GossipNode {
       sendTo: (member, frame) => this.#sendTo(member, frame),
       declare: (update) => this.#declare(update),
     });
+    this.#antiEntropy = new AntiEntropy({
+      ...host,
+      settings,
+      replica: this.#replica,
+      overlay: this.#overlay,
+      rumors: this.#rumors,
+      merge: (entry, source, from) => this.#merge(entry, source, from),
+      spread: (keys) => this.#spread(keys),
+      send: (link, frame) => this.#send(link, frame),
+      syncOverHttp: (url) => effects.syncOverHttp(url),
+      emit: (event) => effects.emit(event),
+      persist: (op) => this.#ops.push(op),
+      flush: () => this.#flush(),
+    });
     if (state) this.#restore(state);
     // Tell the fleet this node is here; the news rides on the first frames.
     this.#broadcasts.enqueue(MemberTable.update(this.#members.self));
 
     const start = now();
-    this.#nextSyncMs = start + this.#syncDelay();
-    this.#nextCollectMs = start + this.#collectIntervalMs();
-    this.#nextStaleCheckMs = start;
+    this.#nextCollectMs = start +
+      collectIntervalMs(this.#settings.tombstoneTtlMs);
   }
 
   // ---- Reads ---------------------------------------------------------------
@@ -244,12 +215,12 @@ export class GossipNode {
    * vouching peer, or `undefined` if there was none.
    */
   get lastSyncMs(): number | undefined {
-    return this.#lastSyncMs;
+    return this.#antiEntropy.lastSyncMs;
   }
 
   /** Number of entries in quarantine; see quarantine.ts. */
   get quarantined(): number {
-    return this.#quarantine.size;
+    return this.#antiEntropy.quarantined;
   }
 
   /** Local health score of the failure detector (0 is healthy). */
@@ -336,7 +307,7 @@ export class GossipNode {
     const fresh = new Set<string>();
     for (const entry of entries) {
       // A local write is newer than any stored entry, quarantined or not.
-      this.#quarantine.take(entry.key);
+      this.#antiEntropy.release(entry.key);
       const previous = this.#replica.get(entry.key);
       if (!this.#replica.apply(entry)) continue;
       fresh.add(entry.key);
@@ -453,7 +424,7 @@ export class GossipNode {
         break;
       }
       case "sync_response":
-        this.#continueSync(frame.rid, frame.body);
+        this.#antiEntropy.continueSync(frame.rid, frame.body);
         break;
       case "bye": {
         const member = this.#members.get(peer);
@@ -522,22 +493,15 @@ export class GossipNode {
   tick(): void {
     const now = this.#now();
     if (this.#members.self.state === "left") return;
-    if (now >= this.#nextStaleCheckMs) {
-      this.#nextStaleCheckMs = now + this.#collectIntervalMs();
-      this.#quarantineIfStale(now);
-    }
     this.#spread();
     this.#lazyPush(now);
     this.#keepEager();
     this.#detector.tick();
     this.#overlay.tick();
-    if (now >= this.#nextSyncMs) {
-      this.#nextSyncMs = now + this.#syncDelay();
-      this.#startSync();
-    }
-    this.#expireSessions(now);
+    this.#antiEntropy.tick(now);
     if (now >= this.#nextCollectMs) {
-      this.#nextCollectMs = now + this.#collectIntervalMs();
+      this.#nextCollectMs = now +
+        collectIntervalMs(this.#settings.tombstoneTtlMs);
       this.#collectTombstones(now);
     }
     this.#flush();
@@ -551,18 +515,7 @@ export class GossipNode {
    * HTTP requests alike.
    */
   handleSyncRequest(request: SyncRequest, from: string): SyncResponse {
-    const repaired: Entry[] = [];
-    for (const entry of request.push) {
-      if (this.#merge(entry, "push", from) === "applied") repaired.push(entry);
-    }
-    this.#spreadRepaired(
-      repaired.slice(0, this.#settings.antiEntropyRumorLimit),
-      from,
-    );
-    const response = answerSync(this.#replica, request, this.#syncLimits());
-    this.counters.inc("sync_requests_answered");
-    this.#flush();
-    return this.#vouches() ? response : { ...response, quarantined: true };
+    return this.#antiEntropy.handleSyncRequest(request, from);
   }
 
   /**
@@ -570,35 +523,13 @@ export class GossipNode {
    * `undefined` while another HTTP session is running.
    */
   openHttpSync(peer: string): HttpSyncDriver | undefined {
-    if (this.#httpSyncRunning) return undefined;
-    this.#httpSyncRunning = true;
-    const url = this.#httpSyncUrl;
-    this.#httpSyncUrl = undefined;
-    const session = new SyncSession(this.#replica, this.#syncLimits());
-    const repair = this.#newRepairState();
-    return {
-      first: () => session.first(),
-      next: (response) => {
-        const request = this.#nextSyncStep(session, repair, peer, response);
-        this.#flush();
-        return request;
-      },
-      finish: (error) => {
-        this.#httpSyncRunning = false;
-        if (url !== undefined) {
-          if (error === undefined) this.#syncTargets.succeeded(url);
-          else this.#syncTargets.failed(url, this.#now());
-        }
-        this.#finishSync(peer, "http", session.stats, error, repair);
-        this.#flush();
-      },
-    };
+    return this.#antiEntropy.openHttpSync(peer);
   }
 
   // ---- Internals -------------------------------------------------------------------
 
   #restore(state: NodeState): void {
-    this.#lastSyncMs = state.lastSyncMs;
+    this.#antiEntropy.restore(state.lastSyncMs);
     let highest: Version | undefined = state.clock;
     for (const entry of state.entries) {
       this.#replica.apply(entry);
@@ -697,8 +628,8 @@ export class GossipNode {
       );
     }
 
-    const quarantined = this.#quarantine.get(entry.key);
-    if (quarantined) this.#settleQuarantined(entry, quarantined, from);
+    const quarantined = this.#antiEntropy.quarantinedEntry(entry.key);
+    if (quarantined) this.#antiEntropy.settle(entry, quarantined, from);
 
     const current = this.#replica.get(entry.key);
     if (current) {
@@ -1082,287 +1013,15 @@ export class GossipNode {
     const wasEager = !this.#lazy.has(link.peer);
     this.#lazy.delete(link.peer);
     if (treeCut && wasEager) this.#regraft();
-    for (const [rid, open] of this.#sessions) {
-      if (open.link === link.id) {
-        this.#sessions.delete(rid);
-        this.#finishSync(open.peer, "ws", open.session.stats, "link closed");
-      }
-    }
+    this.#antiEntropy.linkClosed(link.id);
     this.#effects.emit({ type: "link_down", peer: link.peer });
-  }
-
-  /**
-   * URLs for anti-entropy over HTTP: live members that are not linked, and
-   * seeds that are no known member's URL.
-   */
-  #syncUrls(): string[] {
-    const urls = new Set<string>();
-    const known = new Set<string>();
-    for (const member of this.#members.others()) {
-      if (!member.url) continue;
-      known.add(member.url);
-      const linked = this.#overlay.linkTo(member.id) !== undefined;
-      if (member.state === "alive" && !linked) urls.add(member.url);
-    }
-    for (const seed of this.#settings.seeds) {
-      if (!known.has(seed)) urls.add(seed);
-    }
-    if (this.#members.self.url) urls.delete(this.#members.self.url);
-    return [...urls];
-  }
-
-  #syncDelay(): number {
-    const { antiEntropyIntervalMs, antiEntropyJitter } = this.#settings;
-    const spread = antiEntropyIntervalMs * antiEntropyJitter;
-    return antiEntropyIntervalMs - spread + this.#random() * 2 * spread;
-  }
-
-  #syncLimits(): SyncLimits {
-    return {
-      maxEntries: this.#settings.maxEntriesPerFrame,
-      maxEntryBytes: this.#settings.maxFrameBytes / 2,
-      // A quarantined node must pull to settle its quarantine.
-      direction: this.#quarantine.size > 0 &&
-          this.#settings.antiEntropyMode === "push"
-        ? "push-pull"
-        : this.#settings.antiEntropyMode,
-    };
-  }
-
-  /**
-   * Starts a session with a peer chosen among every reachable instance (see
-   * sync_targets.ts): over its link when linked, over HTTP otherwise. With
-   * region awareness, peers come from this node's region, except every
-   * `remoteSyncEvery`-th round, which pairs with another region so that
-   * regions cannot drift apart.
-   */
-  #startSync(): void {
-    let wsBusy = false;
-    for (const open of this.#sessions.values()) {
-      if (open.link !== undefined) wsBusy = true;
-    }
-    let linked = wsBusy ? [] : [...this.#overlay.links.keys()];
-    let urls = this.#syncUrls();
-    if (this.#settings.regionAwareness === "on") {
-      this.#syncRounds++;
-      const remote = this.#syncRounds % this.#settings.remoteSyncEvery === 0;
-      const region = this.#members.self.region;
-      const byRegion = new Map(
-        this.#members.others().map((member) => [member.url, member.region]),
-      );
-      const sideLinks = linked.filter((peer) =>
-        (this.#overlay.sideOf(peer) === "remote") === remote
-      );
-      const sideUrls = urls.filter((url) =>
-        (byRegion.get(url) !== region) === remote
-      );
-      if (sideLinks.length + sideUrls.length > 0) {
-        linked = sideLinks;
-        urls = sideUrls;
-      }
-    }
-    const target = this.#syncTargets.choose({
-      linked,
-      urls,
-      httpBusy: this.#httpSyncRunning,
-    }, this.#now());
-    if (!target) return;
-    if (target.via === "http") {
-      this.#httpSyncUrl = target.url;
-      this.#effects.syncOverHttp(target.url);
-      return;
-    }
-    const link = this.#overlay.linkTo(target.peer)!;
-    const session = new SyncSession(this.#replica, this.#syncLimits());
-    const rid = this.#nextRequestId++;
-    this.#sessions.set(rid, {
-      session,
-      peer: link.peer,
-      link: link.id,
-      startedMs: this.#now(),
-      repair: this.#newRepairState(),
-    });
-    this.#effects.send(link.id, {
-      v: 1,
-      type: "sync_request",
-      rid,
-      body: session.first(),
-    });
-  }
-
-  #continueSync(rid: number, response: SyncResponse): void {
-    const open = this.#sessions.get(rid);
-    if (!open || open.link === undefined) return;
-    const request = this.#nextSyncStep(
-      open.session,
-      open.repair,
-      open.peer,
-      response,
-    );
-    if (!request) {
-      this.#sessions.delete(rid);
-      this.#finishSync(
-        open.peer,
-        "ws",
-        open.session.stats,
-        undefined,
-        open.repair,
-      );
-      return;
-    }
-    this.#effects.send(open.link, {
-      v: 1,
-      type: "sync_request",
-      rid,
-      body: request,
-    });
-  }
-
-  #finishSync(
-    peer: string,
-    via: "ws" | "http",
-    stats: SyncStats,
-    error?: string,
-    repair?: RepairState,
-  ): void {
-    const ok = error === undefined;
-    this.counters.inc("sync_sessions", { via, result: ok ? "ok" : "failed" });
-    if (ok && repair?.vouched) {
-      this.#lastSyncMs = this.#now();
-      if (this.#quarantine.endsWith(repair.serial)) this.#endQuarantine();
-    }
-    this.#effects.emit({ type: "sync_done", peer, via, ok, stats, error });
-  }
-
-  #newRepairState(): RepairState {
-    return { serial: ++this.#sessionSerial, vouched: true, rumored: 0 };
-  }
-
-  /**
-   * Merges one response of an initiated session, spreads what it repaired
-   * (up to `antiEntropyRumorLimit` per session), and returns the next
-   * request, if any.
-   */
-  #nextSyncStep(
-    session: SyncSession,
-    repair: RepairState,
-    peer: string,
-    response: SyncResponse,
-  ): SyncRequest | undefined {
-    if (response.quarantined) repair.vouched = false;
-    const repaired: Entry[] = [];
-    const request = session.next(response, (entry) => {
-      const result = this.#merge(entry, "pull", peer);
-      const budget = this.#settings.antiEntropyRumorLimit - repair.rumored;
-      if (result === "applied" && repaired.length < budget) {
-        repaired.push(entry);
-      }
-    });
-    repair.rumored += repaired.length;
-    this.#spreadRepaired(repaired, peer);
-    return request;
-  }
-
-  /**
-   * Spreads entries that anti-entropy repaired as new rumors. After a
-   * partition heals, one session across the former cut then carries each
-   * side's news to the whole other side at rumor speed.
-   */
-  #spreadRepaired(entries: readonly Entry[], from: string): void {
-    if (entries.length === 0) return;
-    const keys = new Set<string>();
-    for (const entry of entries) {
-      keys.add(entry.key);
-      this.#rumors.add(entry.key, entry.version, [from]);
-      this.#ops.push(newRumorOp(entry));
-    }
-    this.counters.inc("repairs_rumored", {}, entries.length);
-    if (this.#settings.rumorFirstPush === "at_once") this.#spread(keys);
-  }
-
-  /** Whether this node's sync answers can end a peer's quarantine. */
-  #vouches(): boolean {
-    const now = this.#now();
-    return this.#quarantine.size === 0 &&
-      !isStale(this.#lastSyncMs, now, this.#settings.tombstoneTtlMs) &&
-      (this.#lastSyncMs !== undefined || this.#replica.size > 0);
-  }
-
-  /**
-   * Quarantines entries older than the tombstone horizon while this node
-   * is stale; see quarantine.ts for the rule.
-   */
-  #quarantineIfStale(now: number): void {
-    const ttl = this.#settings.tombstoneTtlMs;
-    if (!isStale(this.#lastSyncMs, now, ttl)) return;
-    const moved = this.#quarantine.enter(
-      this.#replica,
-      now - ttl,
-      this.#sessionSerial,
-    );
-    if (moved === 0) return;
-    this.counters.inc("entries_quarantined", {}, moved);
-    this.#effects.emit({
-      type: "quarantine",
-      phase: "entered",
-      entries: moved,
-    });
-    // Settle the quarantine at the next tick instead of one interval later.
-    this.#nextSyncMs = now;
-  }
-
-  /** Settles a quarantined key with a copy of it that a peer sent. */
-  #settleQuarantined(copy: Entry, held: Entry, from: string): void {
-    this.#quarantine.take(held.key);
-    const order = compareVersions(copy.version, held.version);
-    if (order > 0) {
-      // The copy replaces it; the merge that follows stores the copy.
-      this.#ops.push({ type: "forget", key: held.key });
-      this.counters.inc("quarantine_settled", { outcome: "replaced" });
-      return;
-    }
-    // The peer holds the key, so the fleet did not forget it.
-    this.#replica.apply(held);
-    this.counters.inc("quarantine_settled", { outcome: "kept" });
-    if (order < 0) this.#spreadRepaired([held], from);
-  }
-
-  /** Drops every entry still quarantined: no vouching peer held them. */
-  #endQuarantine(): void {
-    const dropped = this.#quarantine.drain();
-    for (const entry of dropped) {
-      this.#ops.push({ type: "forget", key: entry.key });
-    }
-    this.counters.inc(
-      "quarantine_settled",
-      { outcome: "dropped" },
-      dropped.length,
-    );
-    this.#effects.emit({
-      type: "quarantine",
-      phase: "ended",
-      entries: dropped.length,
-    });
-  }
-
-  #expireSessions(now: number): void {
-    for (const [rid, open] of this.#sessions) {
-      if (now - open.startedMs > this.#settings.syncTimeoutMs) {
-        this.#sessions.delete(rid);
-        this.#finishSync(open.peer, "ws", open.session.stats, "timed out");
-      }
-    }
-  }
-
-  #collectIntervalMs(): number {
-    return Math.max(1000, Math.min(this.#settings.tombstoneTtlMs / 4, 60_000));
   }
 
   /** Forgets tombstones older than the tombstone lifetime. */
   #collectTombstones(now: number): void {
     // A stale node may hold the only tombstone of a key that another stale
     // node still holds alive; it keeps them until it is fresh again.
-    if (isStale(this.#lastSyncMs, now, this.#settings.tombstoneTtlMs)) return;
+    if (this.#antiEntropy.isStale(now)) return;
     const horizon = now - this.#settings.tombstoneTtlMs;
     const expired: string[] = [];
     for (const entry of this.#replica.entries()) {

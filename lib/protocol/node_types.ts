@@ -227,3 +227,9 @@ export interface HttpSyncDriver {
   /** Ends the session, with an error message if it failed. */
   finish(error?: string): void;
 }
+
+/** Returns the KV operation that records a new rumor of an entry. */
+export function newRumorOp(entry: Entry): PersistOp {
+  const { key, version } = entry;
+  return { type: "rumor", rumor: { key, version, sends: 0, duplicates: 0 } };
+}
