@@ -59,15 +59,10 @@ import type {
 import { newRumorOp, WriteError } from "./node_types.ts";
 import { type Link, type LinkDecision, Overlay } from "./overlay.ts";
 import { AntiEntropy, collectIntervalMs } from "./anti_entropy.ts";
+import { Dissemination } from "./dissemination.ts";
 import { Replica } from "./replica.ts";
-import {
-  type RemovalReason,
-  RumorBuffer,
-  type RumorRecord,
-  shuffle,
-} from "./rumors.ts";
+import { type RemovalReason, RumorBuffer, type RumorRecord } from "./rumors.ts";
 import { FailureDetector, type ProbeFrame } from "./swim.ts";
-import { entrySize } from "./sync.ts";
 
 export * from "./node_types.ts";
 export type { LinkDecision } from "./overlay.ts";
@@ -115,11 +110,7 @@ export class GossipNode {
   readonly #overlay: Overlay;
   readonly #detector: FailureDetector;
   readonly #antiEntropy: AntiEntropy;
-  /** Peers whose link was pruned to lazy (tree dissemination). */
-  readonly #lazy = new Set<string>();
-  /** Updates applied since the last lazy announcement, by key. */
-  readonly #recent = new Map<string, Version>();
-  #nextLazyPushMs = 0;
+  readonly #dissemination: Dissemination;
   #ops: PersistOp[] = [];
   #nextCollectMs: number;
 
@@ -155,6 +146,16 @@ export class GossipNode {
       sendTo: (member, frame) => this.#sendTo(member, frame),
       declare: (update) => this.#declare(update),
     });
+    this.#dissemination = new Dissemination({
+      settings,
+      counters: this.counters,
+      overlay: this.#overlay,
+      rumors: this.#rumors,
+      replica: this.#replica,
+      random,
+      send: (link, frame) => this.#send(link, frame),
+      rumorRemoved: (key, reason) => this.#rumorRemoved(key, reason),
+    });
     this.#antiEntropy = new AntiEntropy({
       ...host,
       settings,
@@ -162,7 +163,7 @@ export class GossipNode {
       overlay: this.#overlay,
       rumors: this.#rumors,
       merge: (entry, source, from) => this.#merge(entry, source, from),
-      spread: (keys) => this.#spread(keys),
+      spread: (keys) => this.#dissemination.spread(keys),
       send: (link, frame) => this.#send(link, frame),
       syncOverHttp: (url) => effects.syncOverHttp(url),
       emit: (event) => effects.emit(event),
@@ -313,7 +314,7 @@ export class GossipNode {
       fresh.add(entry.key);
       this.#rumors.add(entry.key, entry.version);
       this.counters.inc("updates_applied", { source: "local" });
-      this.#recent.set(entry.key, entry.version);
+      this.#dissemination.noteApplied(entry);
       this.#effects.emit({
         type: "change",
         entry,
@@ -322,7 +323,9 @@ export class GossipNode {
         from: undefined,
       });
     }
-    if (this.#settings.rumorFirstPush === "at_once") this.#spread(fresh);
+    if (this.#settings.rumorFirstPush === "at_once") {
+      this.#dissemination.spread(fresh);
+    }
     this.#flush();
   }
 
@@ -394,10 +397,10 @@ export class GossipNode {
         this.#receiveFeedback(peer, frame);
         break;
       case "ihave":
-        this.#receiveIHave(link, peer, frame);
+        this.#dissemination.receiveIHave(link, peer, frame);
         break;
       case "graft":
-        this.#receiveGraft(link, peer, frame);
+        this.#dissemination.receiveGraft(link, peer, frame);
         break;
       case "members":
         this.#receiveMembers(frame);
@@ -493,9 +496,9 @@ export class GossipNode {
   tick(): void {
     const now = this.#now();
     if (this.#members.self.state === "left") return;
-    this.#spread();
-    this.#lazyPush(now);
-    this.#keepEager();
+    this.#dissemination.spread();
+    this.#dissemination.lazyPush(now);
+    this.#dissemination.keepEager();
     this.#detector.tick();
     this.#overlay.tick();
     this.#antiEntropy.tick(now);
@@ -666,7 +669,7 @@ export class GossipNode {
       this.#ops.push(newRumorOp(entry));
     }
     this.counters.inc("updates_applied", { source });
-    if (source === "rumor") this.#recent.set(entry.key, entry.version);
+    if (source === "rumor") this.#dissemination.noteApplied(entry);
     this.#effects.emit({
       type: "change",
       entry,
@@ -705,7 +708,7 @@ export class GossipNode {
       } else if (result === "duplicate") {
         known.push([entry.key, entry.version]);
         this.#markInformed(entry.key, entry.version, peer, false);
-        this.#prune(peer);
+        this.#dissemination.prune(peer);
       } else if (result === "stale") {
         // The peer spreads an older version: hand it the newer one.
         newerHere.push(this.#replica.get(entry.key)!);
@@ -714,12 +717,16 @@ export class GossipNode {
     if (known.length > 0) {
       this.#effects.send(link, { v: 1, type: "feedback", known });
     }
-    if (newerHere.length > 0) this.#sendEntries(link, newerHere);
-    if (this.#settings.rumorFirstPush === "at_once") this.#spread(fresh);
+    if (newerHere.length > 0) {
+      this.#dissemination.sendEntries(link, newerHere);
+    }
+    if (this.#settings.rumorFirstPush === "at_once") {
+      this.#dissemination.spread(fresh);
+    }
   }
 
   #receiveFeedback(peer: string, frame: FrameOf<"feedback">): void {
-    this.#prune(peer);
+    this.#dissemination.prune(peer);
     for (const [key, version] of frame.known) {
       this.#markInformed(key, version, peer, true);
     }
@@ -739,178 +746,6 @@ export class GossipNode {
     this.#ops.push({ type: "rumor_done", key });
     this.counters.inc("rumors_removed", { reason });
     this.#effects.emit({ type: "rumor_removed", key, reason });
-  }
-
-  /**
-   * Pushes infective rumors, or only those of `keys`. With `random`
-   * dissemination each goes to `fanout` random links per round; with
-   * `tree` to every eager link at once; with `flood` to every link at once.
-   */
-  #spread(keys?: ReadonlySet<string>): void {
-    if (keys?.size === 0 || this.#rumors.size === 0) return;
-    const links = this.#overlay.links;
-    const mode = this.#settings.dissemination;
-    let peers = [...links.keys()];
-    if (mode === "tree") peers = peers.filter((peer) => !this.#lazy.has(peer));
-    const fanout = mode === "random" ? this.#settings.fanout : peers.length;
-    const { pushes, removed } = this.#rumors.plan(
-      peers,
-      Math.max(1, fanout),
-      this.#settings.maxEntriesPerFrame,
-      this.#random,
-      keys,
-    );
-    for (const [peer, rumors] of pushes) {
-      const link = links.get(peer);
-      if (!link) continue;
-      const entries: Entry[] = [];
-      for (const rumor of rumors) {
-        const entry = this.#replica.get(rumor.key);
-        if (entry && compareVersions(entry.version, rumor.version) === 0) {
-          entries.push(entry);
-        }
-      }
-      this.counters.inc("rumor_shares", {}, entries.length);
-      this.#sendEntries(link.id, entries);
-    }
-    for (const [key, reason] of removed) this.#rumorRemoved(key, reason);
-  }
-
-  // ---- Tree dissemination ------------------------------------------------------------
-
-  /**
-   * Marks a link lazy after it brought a duplicate. Plumtree (Leitão,
-   * Pereira and Rodrigues, SRDS 2007) prunes such links until the eager
-   * links form a spanning tree, so each update costs about one frame per
-   * instance. The feedback frame sent with the duplicate tells the peer to
-   * prune its end as well.
-   */
-  #prune(peer: string): void {
-    if (this.#settings.dissemination !== "tree" || this.#lazy.has(peer)) return;
-    this.#lazy.add(peer);
-    this.counters.inc("links_pruned");
-  }
-
-  /**
-   * Every `lazyPushIntervalMs`, announces the updates applied since the last
-   * announcement to `fanout` random lazy links. A peer that lacks one pulls
-   * it with a graft, which makes the link eager again: that repairs a tree
-   * cut in two by concurrent prunes or closed links.
-   */
-  #lazyPush(now: number): void {
-    if (this.#settings.dissemination !== "tree") return;
-    if (now < this.#nextLazyPushMs) return;
-    this.#nextLazyPushMs = now + this.#settings.lazyPushIntervalMs;
-    if (this.#recent.size === 0) return;
-    const items: [string, Version][] = [...this.#recent].slice(
-      -this.#settings.maxEntriesPerFrame,
-    );
-    this.#recent.clear();
-    const lazy = [...this.#lazy].filter((peer) => this.#overlay.linkTo(peer));
-    for (const peer of this.#announceTargets(lazy)) {
-      this.#send(this.#overlay.linkTo(peer)!.id, {
-        v: 1,
-        type: "ihave",
-        items,
-      });
-    }
-  }
-
-  /**
-   * Picks up to `fanout` lazy links for an announcement: with region
-   * awareness, links in this node's region first and at most one link to
-   * another region, because each region repairs its own part of the tree.
-   */
-  #announceTargets(lazy: string[]): string[] {
-    const shuffled = shuffle(lazy, this.#random);
-    const fanout = this.#settings.fanout;
-    if (this.#settings.regionAwareness === "off") {
-      return shuffled.slice(0, fanout);
-    }
-    const side = (peer: string) => this.#overlay.sideOf(peer);
-    const chosen = shuffled.filter((peer) => side(peer) === "local")
-      .slice(0, fanout);
-    const remote = shuffled.find((peer) => side(peer) === "remote");
-    if (chosen.length < fanout && remote) chosen.push(remote);
-    return chosen;
-  }
-
-  #receiveIHave(link: number, peer: string, frame: FrameOf<"ihave">): void {
-    const wanted = frame.items
-      .filter(([key, version]) => {
-        const current = this.#replica.get(key);
-        return !current || compareVersions(version, current.version) > 0;
-      })
-      .map(([key]) => key);
-    if (wanted.length === 0) return;
-    this.#lazy.delete(peer);
-    this.counters.inc("grafts_sent");
-    this.#send(link, { v: 1, type: "graft", keys: wanted });
-  }
-
-  #receiveGraft(link: number, peer: string, frame: FrameOf<"graft">): void {
-    this.#lazy.delete(peer);
-    const entries = frame.keys
-      .map((key) => this.#replica.get(key))
-      .filter((entry): entry is Entry => entry !== undefined);
-    if (entries.length > 0) this.#sendEntries(link, entries);
-  }
-
-  /**
-   * Makes every link of this node eager again, on both ends. A closed
-   * eager link splits the tree, and without this the far part would get
-   * new updates only through the next lazy announcement and graft, which
-   * takes up to `lazyPushIntervalMs`. The duplicates of the next update
-   * prune the extra links again, so this costs a few frames per link
-   * closed.
-   */
-  #regraft(): void {
-    if (this.#settings.dissemination !== "tree") return;
-    for (const link of this.#overlay.links.values()) {
-      if (!this.#lazy.delete(link.peer)) continue;
-      this.counters.inc("links_regrafted");
-      this.#send(link.id, { v: 1, type: "graft", keys: [] });
-    }
-  }
-
-  /**
-   * Keeps at least one eager link: a node whose eager links all closed
-   * grafts every remaining link, and the next duplicates prune it again.
-   */
-  #keepEager(): void {
-    if (this.#settings.dissemination !== "tree") return;
-    const links = [...this.#overlay.links.values()];
-    if (
-      links.length === 0 || links.some((link) => !this.#lazy.has(link.peer))
-    ) {
-      return;
-    }
-    for (const link of links) {
-      this.#lazy.delete(link.peer);
-      this.#send(link.id, { v: 1, type: "graft", keys: [] });
-    }
-  }
-
-  /** Sends entries as rumor frames, split to fit the frame limits. */
-  #sendEntries(link: number, entries: readonly Entry[]): void {
-    const budget = this.#settings.maxFrameBytes / 2;
-    let batch: Entry[] = [];
-    let bytes = 0;
-    for (const entry of entries) {
-      const size = entrySize(entry);
-      const full = batch.length >= this.#settings.maxEntriesPerFrame ||
-        (batch.length > 0 && bytes + size > budget);
-      if (full) {
-        this.#send(link, { v: 1, type: "rumor", entries: batch });
-        batch = [];
-        bytes = 0;
-      }
-      batch.push(entry);
-      bytes += size;
-    }
-    if (batch.length > 0) {
-      this.#send(link, { v: 1, type: "rumor", entries: batch });
-    }
   }
 
   // ---- Membership -------------------------------------------------------------------
@@ -1007,12 +842,10 @@ export class GossipNode {
   /**
    * Cleans up after a link that is gone: its sessions and an event. With
    * `treeCut`, a closed eager link may have cut the tree in two, so the
-   * node grafts its other links (see {@link #regraft}).
+   * node grafts its other links (see dissemination.ts).
    */
   #linkGone(link: Link, treeCut = true): void {
-    const wasEager = !this.#lazy.has(link.peer);
-    this.#lazy.delete(link.peer);
-    if (treeCut && wasEager) this.#regraft();
+    this.#dissemination.linkGone(link.peer, treeCut);
     this.#antiEntropy.linkClosed(link.id);
     this.#effects.emit({ type: "link_down", peer: link.peer });
   }
