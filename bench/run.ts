@@ -196,8 +196,11 @@ Time from an acknowledged write until every instance has applied it, seen
 on each instance's change feed. The gossip writer is a different instance
 each update. "star" is the baseline in the same run: the benchmark holds a
 link to every instance and sends the update to each directly, one frame
-each, which is the one-hop floor. Gossip and star updates alternate, and
-each dissemination mode runs on a fleet of its own: \`tree\` (the default:
+each, which is the one-hop floor. The star updates run on the same fleet
+right after the gossip updates (an instance spreads an update pushed to it
+as an anti-entropy repair, and interleaved star updates would prune the tree
+the gossip updates use), and each dissemination mode runs on a fleet of its
+own: \`tree\` (the default:
 eager push on a pruned spanning tree, lazy announcements on the other
 links), \`flood\` (every instance forwards to all its links on first
 receipt) and \`random\` (Demers-style rumor mongering to \`fanout\` random
