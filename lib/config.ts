@@ -120,7 +120,15 @@ export const SETTINGS = {
     min: 10,
     max: 600 * SECOND,
     help:
-      "With tree dissemination, milliseconds between announcements of recent updates to fanout pruned links, which pull what they lack",
+      "With tree dissemination, milliseconds between announcements of recent updates to lazyPushFanout pruned links, which pull what they lack",
+  },
+  lazyPushFanout: {
+    kind: "int",
+    default: 1,
+    min: 1,
+    max: 32,
+    help:
+      "Pruned links that receive each lazy announcement; more repair a cut tree sooner but cost more frames per update",
   },
   rumorShareLimit: {
     kind: "int",

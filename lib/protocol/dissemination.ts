@@ -24,6 +24,9 @@ import type { Replica } from "./replica.ts";
 import { type RemovalReason, type RumorBuffer, shuffle } from "./rumors.ts";
 import { entrySize } from "./sync.ts";
 
+/** Lazy links grafted back when an eager link closes. */
+const REGRAFT_LINKS = 2;
+
 /** Services dissemination takes from its node. */
 export interface DisseminationHost {
   readonly settings: NodeSettings;
@@ -127,7 +130,7 @@ export class Dissemination {
 
   /**
    * Every `lazyPushIntervalMs`, announces the updates applied since the last
-   * announcement to `fanout` random lazy links. A peer that lacks one pulls
+   * announcement to `lazyPushFanout` random lazy links. A peer that lacks one pulls
    * it with a graft, which makes the link eager again: that repairs a tree
    * cut in two by concurrent prunes or closed links.
    */
@@ -153,13 +156,13 @@ export class Dissemination {
   }
 
   /**
-   * Picks up to `fanout` lazy links for an announcement: with region
+   * Picks up to `lazyPushFanout` lazy links for an announcement: with region
    * awareness, links in this node's region first and at most one link to
    * another region, because each region repairs its own part of the tree.
    */
   #announceTargets(lazy: string[]): string[] {
     const shuffled = shuffle(lazy, this.#host.random);
-    const fanout = this.#settings.fanout;
+    const fanout = this.#settings.lazyPushFanout;
     if (this.#settings.regionAwareness === "off") {
       return shuffled.slice(0, fanout);
     }
@@ -193,17 +196,22 @@ export class Dissemination {
   }
 
   /**
-   * Makes every link of this node eager again, on both ends. A closed
-   * eager link splits the tree, and without this the far part would get
-   * new updates only through the next lazy announcement and graft, which
-   * takes up to `lazyPushIntervalMs`. The duplicates of the next update
-   * prune the extra links again, so this costs a few frames per link
-   * closed.
+   * Makes up to {@link REGRAFT_LINKS} random lazy links of this node eager
+   * again, on both ends. A closed eager link splits the tree, and without
+   * this the far part would get new updates only through the next lazy
+   * announcement and graft, which takes up to `lazyPushIntervalMs`. A few
+   * links are enough to bridge the cut in most cases; grafting every link
+   * would make each link closure cost a burst of duplicates.
    */
   #regraft(): void {
     if (this.#settings.dissemination !== "tree") return;
-    for (const link of this.#host.overlay.links.values()) {
-      if (!this.#lazy.delete(link.peer)) continue;
+    const lazy = [...this.#host.overlay.links.values()].filter((link) =>
+      this.#lazy.has(link.peer)
+    );
+    for (
+      const link of shuffle(lazy, this.#host.random).slice(0, REGRAFT_LINKS)
+    ) {
+      this.#lazy.delete(link.peer);
       this.#host.counters.inc("links_regrafted");
       this.#host.send(link.id, { v: 1, type: "graft", keys: [] });
     }

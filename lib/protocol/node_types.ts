@@ -30,6 +30,7 @@ export type NodeSettings = Pick<
   | "rumorFirstPush"
   | "dissemination"
   | "lazyPushIntervalMs"
+  | "lazyPushFanout"
   | "maxRumors"
   | "activeViewSize"
   | "maxLinks"
