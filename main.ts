@@ -13,6 +13,7 @@
  */
 
 import {
+  closestName,
   type Command,
   EXIT_USAGE,
   runCommand,
@@ -82,7 +83,17 @@ export async function main(argv: string[]): Promise<number> {
   }
   const command = COMMANDS.find((candidate) => candidate.name === name);
   if (!command) {
-    console.error(`Unknown command ${JSON.stringify(name)}.\n\n${usage()}`);
+    const suggestion = closestName(
+      name,
+      COMMANDS.map((candidate) => candidate.name),
+    );
+    console.error(
+      suggestion === undefined
+        ? `Unknown command ${JSON.stringify(name)}.\n\n${usage()}`
+        : `Unknown command ${
+          JSON.stringify(name)
+        }; did you mean ${suggestion}?\nRun main.ts --help for all commands.`,
+    );
     return EXIT_USAGE;
   }
   try {

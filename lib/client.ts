@@ -161,10 +161,18 @@ export class GrapevineClient {
     this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
   }
 
+  /**
+   * Fetches one entry; a missing or deleted key raises a `ClientError` with
+   * status 404 whose message says which of the two it is.
+   */
+  async entry(key: string): Promise<EntryView> {
+    return await this.#request<EntryView>("GET", configPath(key));
+  }
+
   /** Reads a key; `undefined` when it does not exist. */
   async get(key: string): Promise<EntryView | undefined> {
     try {
-      return await this.#request<EntryView>("GET", configPath(key));
+      return await this.entry(key);
     } catch (error) {
       if (error instanceof ClientError && error.status === 404) {
         return undefined;

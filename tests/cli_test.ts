@@ -39,6 +39,15 @@ Deno.test("CLI usage errors exit 2 with a reason", async () => {
   const badFlag = await runCli(["get", "k", "--colour"]);
   assert.equal(badFlag.code, 2);
   assert.match(badFlag.stderr, /Unknown option '--colour'/);
+  assert.doesNotMatch(badFlag.stderr, /did you mean/);
+
+  const typo = await runCli(["statu"]);
+  assert.equal(typo.code, 2);
+  assert.match(typo.stderr, /Unknown command "statu"; did you mean status\?/);
+
+  const flagTypo = await runCli(["get", "k", "--jsno"]);
+  assert.equal(flagTypo.code, 2);
+  assert.match(flagTypo.stderr, /did you mean --json\?/);
 
   const missing = await runCli([
     "push",
@@ -146,7 +155,9 @@ Deno.test("push, get, list and delete round-trip", async () => {
   const removed = await runCli(["delete", "flag", "--url", url]);
   assert.equal(removed.code, 0);
   assert.match(removed.stdout, /deleted flag at version/);
-  assert.equal((await runCli(["get", "flag", "--url", url])).code, 1);
+  const deleted = await runCli(["get", "flag", "--url", url]);
+  assert.equal(deleted.code, 1);
+  assert.match(deleted.stderr, /Key flag not found: it was deleted at version/);
 });
 
 Deno.test("fleet refuses ports already in use", async () => {

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { readServerSentEvents } from "../lib/client.ts";
 import type { UpdateReport } from "../lib/update_tracker.ts";
+import { waitFor } from "./helpers/chaos.ts";
 import { runCli } from "./helpers/cli.ts";
 import { TestFleet } from "./helpers/process.ts";
 
@@ -55,6 +56,14 @@ Deno.test("metrics parse as Prometheus text", async () => {
   await using fleet = await TestFleet.start(3);
   try {
     const [a, b] = fleet.instances;
+    // Under load b could learn every write through HTTP anti-entropy before
+    // any link is up, and then it counts no rumor frame.
+    await waitFor(async () => {
+      const reports = await Promise.all(
+        fleet.instances.map((instance) => instance.status()),
+      );
+      return reports.every((report) => report.links.length > 0);
+    }, "every instance has a peer link");
     for (let i = 0; i < 5; i++) await a!.client.put(`metric.${i}`, i);
     await fleet.waitConverged({ entries: 5 });
     await sendInvalidFrame(b!.url);

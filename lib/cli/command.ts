@@ -127,8 +127,15 @@ export async function runCommand(
       strict: true,
     });
   } catch (error) {
+    const message = (error as Error).message.replace(/\. To specify.*$/s, "");
+    const unknown = /Unknown option '--([^']+)'/.exec(message)?.[1];
+    const suggestion = unknown === undefined
+      ? undefined
+      : closestName(unknown, Object.keys(command.options));
     throw new UsageError(
-      (error as Error).message.replace(/\. To specify.*$/s, ""),
+      suggestion === undefined
+        ? message
+        : `${message}; did you mean --${suggestion}?`,
     );
   }
   if (parsed.values.help) {
@@ -166,10 +173,13 @@ async function runSubcommand(
   );
   const sub = found && { ...found, name: fullName };
   if (!sub) {
+    const suggestion = closestName(name, expected);
     throw new UsageError(
-      `Unknown subcommand ${
-        JSON.stringify(name)
-      } of ${command.name}; expected ${expected.join(" or ")}`,
+      `Unknown subcommand ${JSON.stringify(name)} of ${command.name}; ${
+        suggestion === undefined
+          ? `expected ${expected.join(" or ")}`
+          : `did you mean ${suggestion}?`
+      }`,
     );
   }
   return await runCommand(sub, rest);
@@ -203,4 +213,40 @@ export function intOption(
     );
   }
   return value;
+}
+
+/**
+ * Returns the candidate nearest to `name` by edit distance, for "did you
+ * mean" hints; `undefined` when every candidate is more than 2 edits away.
+ */
+export function closestName(
+  name: string,
+  candidates: readonly string[],
+): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const candidate of candidates) {
+    const distance = editDistance(name, candidate);
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return best;
+}
+
+/** Levenshtein distance: insertions, deletions and substitutions. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current.push(
+        Math.min(previous[j]! + 1, current[j - 1]! + 1, substitution),
+      );
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
 }

@@ -197,9 +197,12 @@ export const getCommand: Command = {
       throw new UsageError("Expected one KEY");
     }
     const client = await clientFor(args);
-    const entry = await client.get(key);
-    if (!entry) {
-      console.error(`Key ${key} not found at ${client.baseUrl}`);
+    let entry;
+    try {
+      entry = await client.entry(key);
+    } catch (error) {
+      if (!(error instanceof ClientError) || error.status !== 404) throw error;
+      console.error(`${error.message} at ${client.baseUrl}`);
       return 1;
     }
     print(args.values.json ? entry : entry.value);

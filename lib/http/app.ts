@@ -293,8 +293,18 @@ export function createApp(instance: InstanceApi): Hono {
     const problem = checkKey(key, settings);
     if (problem) return errorResponse(c, 400, "invalid_key", problem);
     const entry = instance.node.get(key);
-    if (!entry || entry.value === null) {
+    if (!entry) {
       return errorResponse(c, 404, "not_found", `Key ${key} not found`);
+    }
+    if (entry.value === null) {
+      return errorResponse(
+        c,
+        404,
+        "not_found",
+        `Key ${key} not found: it was deleted at version ${
+          formatVersion(entry.version)
+        }`,
+      );
     }
     return c.json(entryView(entry));
   });

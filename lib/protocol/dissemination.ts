@@ -54,9 +54,22 @@ export class Dissemination {
   readonly #settings: NodeSettings;
   /** Peers whose link was pruned to lazy (tree dissemination). */
   readonly #lazy = new Set<string>();
-  /** Updates applied since the last lazy announcement, by key. */
-  readonly #recent = new Map<string, Version>();
+  /**
+   * Recent updates applied here, oldest first, numbered in order; at most
+   * `maxEntriesPerFrame` of them, because an announcement carries no more.
+   */
+  readonly #recent: { seq: number; key: string; version: Version }[] = [];
+  #seq = 0;
+  /** Number of the newest update in the last announcement round. */
+  #roundSeq = 0;
+  /** Number of the newest update announced to each lazy peer. */
+  readonly #announced = new Map<string, number>();
   #nextLazyPushMs = 0;
+  /** Announced updates this node lacks, with the link that announced them. */
+  readonly #wanted = new Map<
+    string,
+    { version: Version; peer: string; link: number }
+  >();
 
   constructor(host: DisseminationHost) {
     this.#host = host;
@@ -65,7 +78,14 @@ export class Dissemination {
 
   /** Records an update applied here, for the next lazy announcement. */
   noteApplied(entry: Entry): void {
-    this.#recent.set(entry.key, entry.version);
+    this.#recent.push({
+      seq: ++this.#seq,
+      key: entry.key,
+      version: entry.version,
+    });
+    if (this.#recent.length > this.#settings.maxEntriesPerFrame) {
+      this.#recent.shift();
+    }
   }
 
   /**
@@ -75,6 +95,7 @@ export class Dissemination {
   linkGone(peer: string, treeCut: boolean): void {
     const wasEager = !this.#lazy.has(peer);
     this.#lazy.delete(peer);
+    this.#announced.delete(peer);
     if (treeCut && wasEager) this.#regraft();
   }
 
@@ -125,34 +146,67 @@ export class Dissemination {
   prune(peer: string): void {
     if (this.#settings.dissemination !== "tree" || this.#lazy.has(peer)) return;
     this.#lazy.add(peer);
+    // Until now the link was eager and carried every update.
+    this.#announced.set(peer, this.#seq);
     this.#host.counters.inc("links_pruned");
   }
 
+  /** Whether tree dissemination pushes updates on the link to `peer`. */
+  isEager(peer: string): boolean {
+    return this.#settings.dissemination === "tree" && !this.#lazy.has(peer);
+  }
+
   /**
-   * Every `lazyPushIntervalMs`, announces the updates applied since the last
-   * announcement to `lazyPushFanout` random lazy links. A peer that lacks one pulls
+   * Makes a link eager again on this end after it brought an update this node
+   * lacked, as Plumtree does. The peer pushed on it, so its end is eager, and
+   * a link that is eager on one end only carries updates in one direction:
+   * that happens when a graft crosses a feedback frame that prunes the link.
+   */
+  delivered(peer: string): void {
+    if (this.#settings.dissemination !== "tree") return;
+    this.#lazy.delete(peer);
+    this.#announced.delete(peer);
+  }
+
+  /**
+   * Every `lazyPushIntervalMs` in which updates were applied here, announces
+   * them to `lazyPushFanout` random lazy links. A peer that lacks one pulls
    * it with a graft, which makes the link eager again: that repairs a tree
    * cut in two by concurrent prunes or closed links.
+   *
+   * Each peer is told every recent update since the last announcement to it,
+   * not only those of this round. A peer cut off from the tree is not picked
+   * every round, and with the updates of one round only, it would lack the
+   * updates of the rounds it was skipped until anti-entropy found them.
    */
   lazyPush(now: number): void {
     if (this.#settings.dissemination !== "tree") return;
+    this.#graftWanted();
     if (now < this.#nextLazyPushMs) return;
     this.#nextLazyPushMs = now + this.#settings.lazyPushIntervalMs;
-    if (this.#recent.size === 0) return;
-    const items: [string, Version][] = [...this.#recent].slice(
-      -this.#settings.maxEntriesPerFrame,
-    );
-    this.#recent.clear();
+    if (this.#seq === this.#roundSeq) return;
+    const roundStart = this.#roundSeq;
+    this.#roundSeq = this.#seq;
+    const since = (peer: string) => this.#announced.get(peer) ?? roundStart;
+    // A link pruned after the last update carried every update eagerly.
     const lazy = [...this.#lazy].filter((peer) =>
-      this.#host.overlay.linkTo(peer)
+      this.#host.overlay.linkTo(peer) && since(peer) < this.#seq
     );
     for (const peer of this.#announceTargets(lazy)) {
-      this.#host.send(this.#host.overlay.linkTo(peer)!.id, {
-        v: 1,
-        type: "ihave",
-        items,
-      });
+      this.#announce(this.#host.overlay.linkTo(peer)!.id, since(peer));
+      this.#announced.set(peer, this.#seq);
     }
+  }
+
+  /** Sends an `ihave` of the recent updates numbered above `since`, if any. */
+  #announce(link: number, since: number): void {
+    // Later versions of a key replace earlier ones in the map.
+    const items = new Map<string, Version>();
+    for (const update of this.#recent) {
+      if (update.seq > since) items.set(update.key, update.version);
+    }
+    if (items.size === 0) return;
+    this.#host.send(link, { v: 1, type: "ihave", items: [...items] });
   }
 
   /**
@@ -174,21 +228,66 @@ export class Dissemination {
     return chosen;
   }
 
+  /**
+   * Notes the announced updates this node lacks, to pull them with a graft
+   * at the next round unless the tree delivers them first. Grafting at once
+   * would race the eager copy, which is often a hop or two behind the
+   * announcement: the graft answer would then come first, and the eager
+   * copy would arrive as a duplicate and prune a working link of the tree.
+   * Plumtree waits with a timer for the same reason.
+   */
   receiveIHave(link: number, peer: string, frame: FrameOf<"ihave">): void {
-    const wanted = frame.items
-      .filter(([key, version]) => {
-        const current = this.#host.replica.get(key);
-        return !current || compareVersions(version, current.version) > 0;
-      })
-      .map(([key]) => key);
-    if (wanted.length === 0) return;
-    this.#lazy.delete(peer);
-    this.#host.counters.inc("grafts_sent");
-    this.#host.send(link, { v: 1, type: "graft", keys: wanted });
+    for (const [key, version] of frame.items) {
+      if (!this.#lacks(key, version)) continue;
+      const pending = this.#wanted.get(key);
+      if (pending && compareVersions(pending.version, version) >= 0) continue;
+      // A bound against peers that announce floods of keys; anti-entropy
+      // finds whatever is left out.
+      if (!pending && this.#wanted.size >= this.#settings.maxEntriesPerFrame) {
+        continue;
+      }
+      this.#wanted.set(key, { version, peer, link });
+    }
   }
 
+  /** Sends one graft per peer for the announced updates still missing. */
+  #graftWanted(): void {
+    const byLink = new Map<number, { peer: string; keys: string[] }>();
+    for (const [key, { version, peer, link }] of this.#wanted) {
+      if (!this.#lacks(key, version)) continue;
+      if (this.#host.overlay.linkTo(peer)?.id !== link) continue;
+      const graft = byLink.get(link) ?? { peer, keys: [] };
+      graft.keys.push(key);
+      byLink.set(link, graft);
+    }
+    this.#wanted.clear();
+    for (const [link, { peer, keys }] of byLink) {
+      this.#lazy.delete(peer);
+      this.#host.counters.inc("grafts_sent");
+      this.#host.send(link, { v: 1, type: "graft", keys });
+    }
+  }
+
+  #lacks(key: string, version: Version): boolean {
+    const current = this.#host.replica.get(key);
+    return !current || compareVersions(version, current.version) > 0;
+  }
+
+  /**
+   * Sends the entries a graft asks for and makes the link eager. A graft
+   * without keys comes from a peer whose eager link closed: the updates in
+   * flight on that link are lost, so the peer gets an announcement of those
+   * not yet announced to it and pulls what it lacks.
+   */
   receiveGraft(link: number, peer: string, frame: FrameOf<"graft">): void {
-    this.#lazy.delete(peer);
+    const wasLazy = this.#lazy.delete(peer);
+    if (
+      wasLazy && frame.keys.length === 0 &&
+      this.#settings.dissemination === "tree"
+    ) {
+      this.#announce(link, this.#announced.get(peer) ?? this.#roundSeq);
+    }
+    this.#announced.delete(peer);
     const entries = frame.keys
       .map((key) => this.#host.replica.get(key))
       .filter((entry): entry is Entry => entry !== undefined);

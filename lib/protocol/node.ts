@@ -140,6 +140,7 @@ export class GossipNode {
       dial: (url) => effects.dial(url),
       send: (link, frame) => this.#send(link, frame),
       closeLink: (link, reason) => effects.closeLink(link, reason),
+      carriesTree: (peer) => this.#dissemination.isEager(peer),
     });
     this.#detector = new FailureDetector(settings, {
       ...host,
@@ -714,6 +715,7 @@ export class GossipNode {
         newerHere.push(this.#replica.get(entry.key)!);
       }
     }
+    if (fresh.size > 0) this.#dissemination.delivered(peer);
     if (known.length > 0) {
       this.#effects.send(link, { v: 1, type: "feedback", known });
     }

@@ -55,6 +55,12 @@ export interface OverlayHost {
   dial(url: string): void;
   send(link: number, frame: Frame): void;
   closeLink(link: number, reason: CloseReason): void;
+  /**
+   * Whether updates spread eagerly on the link to `peer`; the overlay closes
+   * such a link only when it has no other choice, because closing it cuts
+   * the tree of eager links.
+   */
+  carriesTree?(peer: string): boolean;
 }
 
 /** An open link in the active view. */
@@ -439,7 +445,8 @@ export class Overlay {
 
   /**
    * Closes a random link this node dialled, other than `keep`, preferring
-   * one on `side`; with `sideOnly`, only one on `side`.
+   * one on `side`, and then one that carries no tree; with `sideOnly`, only
+   * one on `side`.
    */
   #dropRandomOutbound(keep: string, side?: Side, sideOnly = false): void {
     const candidates = [...this.#links.values()].filter((link) =>
@@ -449,8 +456,12 @@ export class Overlay {
     const sameSide = candidates.filter((link) =>
       this.sideOf(link.peer) === side
     );
-    const outbound = sameSide.length > 0 || sideOnly ? sameSide : candidates;
+    let outbound = sameSide.length > 0 || sideOnly ? sameSide : candidates;
     if (outbound.length === 0) return;
+    const offTree = outbound.filter((link) =>
+      !this.#host.carriesTree?.(link.peer)
+    );
+    if (offTree.length > 0) outbound = offTree;
     const victim = outbound[Math.floor(this.#host.random() * outbound.length)]!;
     this.#remove(victim);
     this.learn([victim.peer]);
