@@ -280,14 +280,14 @@ ${lines.join("\n")}
 
 ${results.map(describeResult).join("\n")}
 Region awareness makes an instance dial \`crossRegionLinks\` (2) of its links
-in other regions and the rest in its own, but it accepts links that others
-dial from any region, so an instance holds more links to other regions than
-it dials. The \`ihave\` frames are the lazy announcements of tree
-dissemination: every lazy push interval (500 ms in the \`local\` preset) an
-instance announces its recent updates on \`fanout\` (3) random pruned links,
-whatever their region. The benchmark writes one update at a time, so each
-announcement carries one update; with several writes per interval, one
-frame announces all of them.
+in other regions and the rest in its own. Links that others dial count toward
+that share too: an instance past it closes a cross-region link it dialled.
+The \`ihave\` frames are the lazy announcements of tree dissemination: every
+lazy push interval (500 ms in the \`local\` preset) in which it applied
+updates, an instance announces them on \`lazyPushFanout\` (1) random pruned
+link. With region awareness on, that link is in its own region when it has
+one there. Each announcement lists every update since the last announcement
+on that link.
 `;
 }
 

@@ -219,9 +219,11 @@ export function scalingSection(
   for (const row of simulated) {
     sim.push(
       `| ${whole(row.nodes)} | ${row.contacts} | ${
-        Number.isNaN(row.roundsToAll)
+        !Number.isNaN(row.roundsToAll)
+          ? row.roundsToAll
+          : !Number.isNaN(row.rounds99)
           ? `${row.rounds99} to 99 %`
-          : row.roundsToAll
+          : `never: ${row.missed} missed`
       } | ${row.missed} (${(row.missed / row.nodes * 100).toFixed(2)} %) | ${
         row.rumorsPerNode.toFixed(2)
       } | ${row.seconds.toFixed(1)} |`,

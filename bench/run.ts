@@ -222,11 +222,11 @@ ${throughputSection(throughput)}
 ${footprintSection(footprint)}
 ${encodingSection(encoding)}
 ${scalingSection(results, simulated)}
+${antiEntropy}
+${regions}${membership}
 ${targetsSection({ results, gossipsub, throughput, footprint })}
 ${analysis}
 
-${antiEntropy}
-${regions}${membership}
 Total run time: ${Math.round((Date.now() - started) / 1000)} s.
 `;
 await Deno.writeTextFile(out, report);

@@ -161,6 +161,14 @@ export const SETTINGS = {
     help:
       "Rumors held at once; past it the most shared is dropped and left to anti-entropy",
   },
+  maxMembers: {
+    kind: "int",
+    default: 10_000,
+    min: 2,
+    max: 1_000_000,
+    help:
+      "Members the member table holds; news of further members is dropped and counted",
+  },
   activeViewSize: {
     kind: "int",
     default: 0,

@@ -292,6 +292,18 @@ export class Instance implements InstanceApi, AsyncDisposable {
   async write(changes: Change[]): Promise<Entry[]> {
     if (this.#closed) throw new Error("Instance is closed");
     const verifier = this.security.verifier;
+    if (!verifier) {
+      // A version chosen by the client could equal one stamped elsewhere
+      // with another value, and only publisher signatures vouch for it.
+      const given = changes.find((change) => change.version !== undefined);
+      if (given) {
+        throw new WriteError(given.key, {
+          code: "bad_signature",
+          message:
+            `Write of ${given.key} carries a publisher version and signature, but this instance has no publisher keys; send it unsigned, or configure the publisher keys`,
+        });
+      }
+    }
     if (verifier) {
       for (const change of changes) {
         if (change.version === undefined) {

@@ -426,6 +426,14 @@ export function parseManifest(text: string, source: string): Manifest {
       `Manifest ${source} is not valid YAML: ${(error as Error).message}`,
     );
   }
+  // The renderers write manifest strings into unit files, env files and
+  // YAML, where a line break would start a new directive.
+  const control = findControlCharacter(data, []);
+  if (control) {
+    throw new ManifestError(
+      `Manifest ${source} is invalid:\n  ${control}: contains a line break or another control character; remove it`,
+    );
+  }
   const parsed = ManifestSchema.safeParse(data);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((issue) =>
@@ -436,6 +444,26 @@ export function parseManifest(text: string, source: string): Manifest {
     );
   }
   return parsed.data;
+}
+
+/** Returns the path of the first string with a control character, if any. */
+function findControlCharacter(
+  value: unknown,
+  path: (string | number)[],
+): string | undefined {
+  if (typeof value === "string") {
+    // deno-lint-ignore no-control-regex
+    return /[\u0000-\u001f\u007f]/.test(value)
+      ? path.join(".") || "(top level)"
+      : undefined;
+  }
+  if (typeof value !== "object" || value === null) return undefined;
+  for (const [key, item] of Object.entries(value)) {
+    const found = findControlCharacter(item, [...path, key]) ??
+      findControlCharacter(key, [...path, key]);
+    if (found) return found;
+  }
+  return undefined;
 }
 
 /**

@@ -48,6 +48,16 @@ export const KNOWN_COUNTERS: Readonly<
       "Updates received that this instance already held, by how they arrived",
     labels: ["source"],
   },
+  member_updates_rejected: {
+    help:
+      "Membership updates dropped: a new member past maxMembers, or an incarnation a day ahead of the local clock",
+    labels: ["reason"],
+  },
+  version_conflicts: {
+    help:
+      "Entries received with the version of the entry held here but another value; instances with the same id cause them",
+    labels: [],
+  },
   entries_rejected: {
     help: "Remote entries rejected, by reason",
     labels: ["reason"],

@@ -184,7 +184,7 @@ Deno.test("fleet refuses ports already in use", async () => {
 
 Deno.test("client commands reject malformed URLs", async () => {
   const noScheme = await runCli(["get", "k", "--url", "127.0.0.1:8001"]);
-  assert.equal(noScheme.code, 1);
+  assert.equal(noScheme.code, 2);
   assert.match(
     noScheme.stderr,
     /expected a base URL such as http:\/\/127.0.0.1:8001/,
@@ -195,7 +195,7 @@ Deno.test("client commands reject malformed URLs", async () => {
     "--url",
     "http://127.0.0.1:8001/v1",
   ]);
-  assert.equal(withPath.code, 1);
+  assert.equal(withPath.code, 2);
   assert.match(
     withPath.stderr,
     /without a path, such as http:\/\/127.0.0.1:8001/,

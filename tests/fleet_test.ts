@@ -50,6 +50,16 @@ Deno.test("fleet of 5 converges on the pushed fixture", async () => {
     ]);
     assert.equal(get.code, 0, get.stderr);
     assert.deepEqual(JSON.parse(get.stdout), expected["features.checkout-v2"]);
+
+    // status --url finds the other instances through the member list, and
+    // reports one that was killed until the members forget it.
+    const found = await runCli(["status", "--url", first.url]);
+    assert.equal(found.code, 0, found.stdout + found.stderr);
+    assert.match(found.stdout, /all 5 instances agree/);
+    await last.kill();
+    const missing = await runCli(["status", "--url", first.url]);
+    assert.equal(missing.code, 1, missing.stdout);
+    assert.match(missing.stdout, new RegExp(`unreachable: ${last.url}`));
   } catch (error) {
     fleet.dumpLogs();
     throw error;

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { TestFleet, type TestInstance } from "./helpers/process.ts";
+import { SIGNATURE_HEADER, VERSION_HEADER } from "../lib/http/app.ts";
 
 async function request(
   instance: TestInstance,
@@ -89,6 +90,38 @@ Deno.test("HTTP API rejects bad input and keeps data", async (t) => {
         400,
         "invalid_request",
       ],
+      [
+        "value nested too deep",
+        "PUT",
+        "/v1/config/deep",
+        "[".repeat(65) + "]".repeat(65),
+        400,
+        "invalid_value",
+      ],
+      [
+        "body nested far too deep",
+        "PUT",
+        "/v1/config/deep",
+        "[".repeat(10_000) + "]".repeat(10_000),
+        400,
+        "invalid_value",
+      ],
+      [
+        "batch key __proto__",
+        "POST",
+        "/v1/config",
+        '{"set": {"__proto__": 1}}',
+        400,
+        "invalid_key",
+      ],
+      [
+        "batch that sets and deletes one key",
+        "POST",
+        "/v1/config",
+        JSON.stringify({ set: { both: 1 }, delete: ["both"] }),
+        400,
+        "invalid_request",
+      ],
       ["unknown route", "GET", "/v2/nothing", undefined, 404, "not_found"],
       ["missing key", "GET", "/v1/config/absent", undefined, 404, "not_found"],
       [
@@ -119,6 +152,22 @@ Deno.test("HTTP API rejects bad input and keeps data", async (t) => {
       );
     });
   }
+
+  await t.step("version and signature without publisher keys", async () => {
+    const response = await fetch(`${instance.url}/v1/config/forged`, {
+      method: "PUT",
+      body: "1",
+      headers: {
+        "content-type": "application/json",
+        [VERSION_HEADER]: `${Date.now()}.0.elsewhere`,
+        [SIGNATURE_HEADER]: "A".repeat(86),
+      },
+    });
+    const json = await response.json();
+    assert.equal(response.status, 403);
+    assert.equal(json.error.code, "bad_signature");
+    assert.match(json.error.message, /has no publisher keys/);
+  });
 
   const after = await instance.status();
   assert.equal(after.entries, before.entries);
@@ -167,6 +216,24 @@ Deno.test("HTTP API reads and writes config", async () => {
   const removed = await request(instance, "DELETE", "/v1/config/never-existed");
   assert.equal(removed.status, 200);
   assert.equal(removed.json.existed, false);
+
+  // Keys that name Object methods are plain keys, also in a batch.
+  const methods = await request(
+    instance,
+    "POST",
+    "/v1/config",
+    JSON.stringify({ set: { constructor: 1, toString: 2 } }),
+  );
+  assert.equal(methods.status, 200);
+  assert.equal((await instance.client.get("constructor"))?.value, 1);
+  const deleted = await request(
+    instance,
+    "POST",
+    "/v1/config",
+    JSON.stringify({ delete: ["toString", "valueOf"] }),
+  );
+  assert.equal(deleted.status, 200);
+  assert.equal(await instance.client.get("toString"), undefined);
 
   const health = await request(instance, "GET", "/healthz");
   assert.equal(health.json.ok, true);

@@ -171,6 +171,11 @@ Deno.test("manifest errors name path and expectation", () => {
       "  - name: eu\n    instances:\n      - { id: b1, port: 9002 }\n",
       /regions\.1\.name: duplicate region name eu/,
     ],
+    [
+      "line break in a setting",
+      MINIMAL + 'settings:\n  log_level: "info\\nExecStartPre=+/bin/sh"\n',
+      /settings\.log_level: contains a line break or another control character/,
+    ],
   ];
   for (const [name, text, expected] of cases) {
     const message = manifestError(text);

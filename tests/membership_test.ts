@@ -63,6 +63,25 @@ Deno.test("MemberTable refutes accusations about itself", () => {
   );
 });
 
+Deno.test("MemberTable drops forged incarnations and extra members", () => {
+  const now = 1_700_000_000_000;
+  const table = new MemberTable({ ...self, incarnation: now }, now, 2);
+  const forged = Number.MAX_SAFE_INTEGER;
+  assert.equal(
+    table.apply({ ...self, incarnation: forged, state: "dead" }, now),
+    "future_incarnation",
+  );
+  assert.equal(table.self.incarnation, now, "no refutation was needed");
+  assert.equal(table.apply(b(forged, "dead"), now), "future_incarnation");
+  assert.equal(table.get("b"), undefined);
+
+  assert.equal(table.apply(b(now, "alive"), now), "changed");
+  const c = { ...b(now, "alive"), id: "c" };
+  assert.equal(table.apply(c, now), "table_full");
+  assert.equal(table.size, 2);
+  assert.equal(table.apply(b(now + 1, "suspect"), now), "changed");
+});
+
 Deno.test("MemberTable forgets dead members after retention", () => {
   const table = new MemberTable(self, 0);
   table.apply(b(1, "dead"), 100);

@@ -59,6 +59,22 @@ Deno.test("sync repairs both directions", () => {
   assert.equal(stats.pushed, 2);
 });
 
+Deno.test("sync settles two values under one version", () => {
+  // Two instances that share an id stamp the same version on different
+  // values; both replicas must end with the same one.
+  const a = filled(500);
+  const b = filled(500);
+  a.apply({ key: "clash", value: '"from-a"', version: [9000, 0, "x"] });
+  b.apply({ key: "clash", value: '"from-b"', version: [9000, 0, "x"] });
+  a.apply({ key: "gone", value: '"kept"', version: [9001, 0, "x"] });
+  b.apply({ key: "gone", value: null, version: [9001, 0, "x"] });
+  assert.notEqual(a.digest(), b.digest());
+  sync(a, b);
+  assert.equal(a.digest(), b.digest());
+  assert.equal(a.get("clash")?.value, '"from-b"');
+  assert.equal(a.get("gone")?.value, null);
+});
+
 Deno.test("sync bytes grow with differences, not keys", () => {
   const sizes: number[] = [];
   for (const total of [1000, 10_000]) {

@@ -87,7 +87,15 @@ export async function clientFor(
     const path = manifestPath(args);
     url = planInstances(await loadManifest(path), dirname(path))[0]!.url;
   }
-  return new GrapevineClient(url, { token, signer });
+  try {
+    return new GrapevineClient(url, { token, signer });
+  } catch (error) {
+    // A malformed --url is a usage error, exit code 2 like other options.
+    if (error instanceof ClientError && error.code === "invalid_url") {
+      throw new UsageError(error.message);
+    }
+    throw error;
+  }
 }
 
 /** Parses a command-line value: JSON when it parses, otherwise a string. */

@@ -49,12 +49,19 @@ export async function fleetStatus(
   return { agree, instances };
 }
 
-/** Returns the instance URLs of `--urls`, or of the manifest. */
+/**
+ * Returns the instance URLs of `--urls`; of `--url` and the members it
+ * lists; or of the manifest and the members its first instance lists.
+ */
 export async function fleetUrls(args: Args): Promise<string[]> {
   if (typeof args.values.urls === "string") {
     return args.values.urls.split(",").map((url) => url.trim()).filter(
       Boolean,
     );
+  }
+  if (typeof args.values.url === "string") {
+    const url = args.values.url.replace(/\/$/, "");
+    return [...new Set([url, ...await discoveredUrls([url])])];
   }
   const path = manifestPath(args);
   const size = args.values.size === undefined
@@ -66,9 +73,11 @@ export async function fleetUrls(args: Args): Promise<string[]> {
 }
 
 /**
- * Asks the first manifest instance that answers for its live members, so
- * that a fleet started with `fleet --size N`, or joined by other
- * instances, is checked whole.
+ * Asks the first manifest instance that answers for its members, so that a
+ * fleet started with `fleet --size N`, or joined by other instances, is
+ * checked whole. Suspect and dead members count, so that an instance that
+ * failed shows as unreachable until the members forget it
+ * (`deadMemberRetentionMs`); members that left do not.
  */
 async function discoveredUrls(planned: string[]): Promise<string[]> {
   for (const url of planned) {
@@ -86,7 +95,7 @@ async function discoveredUrls(planned: string[]): Promise<string[]> {
         members: { url: string | null; state: string }[];
       };
       return report.members
-        .filter((member) => member.url && member.state === "alive")
+        .filter((member) => member.url && member.state !== "left")
         .map((member) => member.url!);
     } catch {
       // Try the next instance.
@@ -207,6 +216,12 @@ export const statusCommand: Command = {
       type: "string",
       value: "LIST",
       help: "Comma-separated instance URLs, instead of the manifest",
+    },
+    url: {
+      type: "string",
+      value: "URL",
+      help:
+        "One instance's base URL, instead of the manifest; the members it lists are asked too",
     },
     size: {
       type: "string",

@@ -31,7 +31,12 @@ import {
   parseVersion,
   type Version,
 } from "../protocol/clock.ts";
-import { checkKey, type Entry } from "../protocol/entry.ts";
+import {
+  checkKey,
+  type Entry,
+  jsonDepth,
+  MAX_VALUE_DEPTH,
+} from "../protocol/entry.ts";
 import {
   encodeFrame,
   MIN_PROTOCOL_VERSION,
@@ -254,17 +259,32 @@ export function createApp(instance: InstanceApi): Hono {
         'Body must be {"set": {KEY: VALUE, ...}, "delete": [KEY, ...]}',
       );
     }
+    // Parsing into a plain object drops a "__proto__" key silently, so the
+    // keys come from the request body itself.
+    const rawSet = (body.value as { set?: Record<string, unknown> }).set ?? {};
     const changes: Change[] = [];
-    for (const [key, value] of Object.entries(parsed.data.set ?? {})) {
+    for (const key of Object.keys(rawSet)) {
+      const value = rawSet[key];
       if (value === undefined) continue;
       changes.push({ key, value: JSON.stringify(value) });
     }
+    const setKeys = new Set(changes.map((change) => change.key));
     for (const key of parsed.data.delete ?? []) {
+      if (setKeys.has(key)) {
+        return errorResponse(
+          c,
+          400,
+          "invalid_request",
+          `Key ${key} is both set and deleted in one batch; keep one of the two`,
+        );
+      }
       changes.push({ key, value: null });
     }
     const signed = parsed.data.signed ?? {};
     for (const [index, change] of changes.entries()) {
-      const given = signed[change.key];
+      const given = Object.hasOwn(signed, change.key)
+        ? signed[change.key]
+        : undefined;
       if (!given) continue;
       const signature = readSignature(given.version, given.sig);
       if (!signature.ok) {
@@ -639,6 +659,19 @@ function parseJson(
         400,
         "invalid_json",
         "Request body is empty; send JSON",
+      ),
+    };
+  }
+  // A batch body wraps each value in two more levels.
+  const depth = jsonDepth(text);
+  if (depth > MAX_VALUE_DEPTH + 2) {
+    return {
+      ok: false,
+      response: errorResponse(
+        c,
+        400,
+        "invalid_value",
+        `Request body nests arrays and objects ${depth} levels deep; a value may nest at most ${MAX_VALUE_DEPTH}`,
       ),
     };
   }

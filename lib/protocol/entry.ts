@@ -83,6 +83,38 @@ export function checkValue(
   return undefined;
 }
 
+/**
+ * Maximum nesting of arrays and objects in a value. Serializing much deeper
+ * JSON overflows the call stack, so one such value would break every read
+ * and watch stream that includes it.
+ */
+export const MAX_VALUE_DEPTH = 64;
+
+/**
+ * Returns the deepest nesting of arrays and objects in JSON text, scanning
+ * it without recursion; brackets inside strings do not count.
+ */
+export function jsonDepth(json: string): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < json.length; i++) {
+    const code = json.charCodeAt(i);
+    if (inString) {
+      if (code === 0x5c) i++; // a backslash escapes the next character
+      else if (code === 0x22) inString = false;
+    } else if (code === 0x22) {
+      inString = true;
+    } else if (code === 0x5b || code === 0x7b) {
+      depth++;
+      if (depth > deepest) deepest = depth;
+    } else if (code === 0x5d || code === 0x7d) {
+      depth--;
+    }
+  }
+  return deepest;
+}
+
 /** Whether the entry is a delete marker. */
 export function isTombstone(entry: Entry): boolean {
   return entry.value === null;
@@ -90,8 +122,8 @@ export function isTombstone(entry: Entry): boolean {
 
 /**
  * Returns true when `incoming` should replace `current` under
- * last-writer-wins: when there is no current entry, or the incoming version
- * is higher.
+ * last-writer-wins: when there is no current entry, or the incoming entry
+ * orders above it by {@link compareEntries}.
  *
  * @example
  * ```ts
@@ -102,8 +134,22 @@ export function isTombstone(entry: Entry): boolean {
  * ```
  */
 export function supersedes(incoming: Entry, current: Entry | undefined) {
-  return current === undefined ||
-    compareVersions(incoming.version, current.version) > 0;
+  return current === undefined || compareEntries(incoming, current) > 0;
+}
+
+/**
+ * Orders two entries of one key: by version, then, for equal versions, a
+ * delete above a value and a value above the values it is less than as a
+ * string. Equal versions with different values arise only from a fault (two
+ * instances with one id, such as a copied KV file), and the fixed order
+ * makes every node keep the same one.
+ */
+export function compareEntries(a: Entry, b: Entry): number {
+  const order = compareVersions(a.version, b.version);
+  if (order !== 0 || a.value === b.value) return order;
+  if (a.value === null) return 1;
+  if (b.value === null) return -1;
+  return a.value < b.value ? -1 : 1;
 }
 
 /** Returns the id of the update that produced an entry: `key@version`. */

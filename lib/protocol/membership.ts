@@ -40,7 +40,20 @@ export type ApplyResult =
   /** Old or equal news; nothing changed. */
   | "ignored"
   /** The update suspected or buried this node; it raised its incarnation. */
-  | "refuted";
+  | "refuted"
+  /** The table is full and the member is new to it. */
+  | "table_full"
+  /** The incarnation is further ahead of the local clock than any can be. */
+  | "future_incarnation";
+
+/**
+ * How far ahead of the local clock an incarnation may be. An instance
+ * starts at its wall clock in milliseconds and raises it by one per
+ * refutation, so only a forged update or a clock a day off comes near it.
+ * Without a bound, one forged update at the largest incarnation would make
+ * its member unable to refute it, and shut it out of the fleet for good.
+ */
+export const MAX_INCARNATION_LEAD_MS = 24 * 60 * 60 * 1000;
 
 const RANK: Record<MemberState, number> = {
   alive: 0,
@@ -70,9 +83,11 @@ const RANK: Record<MemberState, number> = {
 export class MemberTable {
   readonly #members = new Map<string, Member>();
   readonly #selfId: string;
+  readonly #maxMembers: number;
 
-  constructor(self: MemberInfo, nowMs: number) {
+  constructor(self: MemberInfo, nowMs: number, maxMembers = Infinity) {
     this.#selfId = self.id;
+    this.#maxMembers = maxMembers;
     this.#members.set(self.id, {
       ...self,
       state: "alive",
@@ -140,9 +155,15 @@ export class MemberTable {
 
   /** Merges one membership update by the rules in the module comment. */
   apply(update: MemberUpdate, nowMs: number): ApplyResult {
+    if (update.incarnation > nowMs + MAX_INCARNATION_LEAD_MS) {
+      return "future_incarnation";
+    }
     if (update.id === this.#selfId) return this.#applyToSelf(update);
 
     const current = this.#members.get(update.id);
+    if (!current && this.#members.size >= this.#maxMembers) {
+      return "table_full";
+    }
     if (!current) {
       this.#members.set(update.id, {
         ...MemberTable.info(update),

@@ -28,8 +28,11 @@ import { compareVersions, HybridClock, type Version } from "./clock.ts";
 import {
   checkKey,
   checkValue,
+  compareEntries,
   type Entry,
   type EntryLimits,
+  jsonDepth,
+  MAX_VALUE_DEPTH,
   updateId,
 } from "./entry.ts";
 import { Counters } from "./counters.ts";
@@ -123,7 +126,7 @@ export class GossipNode {
     this.counters = options.counters ?? new Counters();
     this.#admitEntry = options.admitEntry;
     this.#clock = new HybridClock(self.id, now, settings.maxClockDriftMs);
-    this.#members = new MemberTable(self, now());
+    this.#members = new MemberTable(self, now(), settings.maxMembers);
     this.#rumors = new RumorBuffer({
       shareLimit: () => effectiveShareLimit(settings, this.#members.liveCount),
       feedbackLimit: settings.feedbackLimit,
@@ -603,6 +606,14 @@ export class GossipNode {
         message: `Value of ${change.key} is not valid JSON text`,
       };
     }
+    const depth = jsonDepth(change.value);
+    if (depth > MAX_VALUE_DEPTH) {
+      return {
+        code: "invalid_value",
+        message:
+          `Value of ${change.key} nests arrays and objects ${depth} levels deep, more than the maximum of ${MAX_VALUE_DEPTH}`,
+      };
+    }
     return undefined;
   }
 
@@ -637,10 +648,13 @@ export class GossipNode {
 
     const current = this.#replica.get(entry.key);
     if (current) {
-      const order = compareVersions(entry.version, current.version);
+      const order = compareEntries(entry, current);
       if (order === 0) {
         this.counters.inc("duplicates_received", { source });
         return "duplicate";
+      }
+      if (compareVersions(entry.version, current.version) === 0) {
+        this.counters.inc("version_conflicts");
       }
       if (order < 0) return "stale";
     } else if (
@@ -760,6 +774,10 @@ export class GossipNode {
   #declare(update: MemberUpdate, quiet = false): void {
     const before = this.#members.get(update.id)?.state;
     const result = this.#members.apply(update, this.#now());
+    if (result === "table_full" || result === "future_incarnation") {
+      this.counters.inc("member_updates_rejected", { reason: result });
+      return;
+    }
     if (result === "refuted") {
       this.#detector.noteRefutation();
       this.counters.inc("refutations");

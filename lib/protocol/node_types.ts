@@ -32,6 +32,7 @@ export type NodeSettings = Pick<
   | "lazyPushIntervalMs"
   | "lazyPushFanout"
   | "maxRumors"
+  | "maxMembers"
   | "activeViewSize"
   | "maxLinks"
   | "shuffleIntervalMs"

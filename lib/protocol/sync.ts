@@ -195,20 +195,32 @@ export class SyncSession {
   #compareLeaf(path: string, items: readonly [string, Version][]): void {
     const direction = this.#limits.direction ?? "push-pull";
     const theirs = new Map<string, Version>();
+    const wants: string[] = [];
+    const pushes: string[] = [];
+    const sameVersion: string[] = [];
     for (const [key, version] of items) {
       theirs.set(key, version);
       const mine = this.#replica.get(key);
-      const newer = !mine || compareVersions(version, mine.version) > 0;
-      if (newer && direction !== "push") this.#wants.push(key);
+      const order = mine ? compareVersions(version, mine.version) : 1;
+      if (order > 0) wants.push(key);
+      if (order === 0) sameVersion.push(key);
     }
-    if (direction === "pull") return;
     for (const key of this.#replica.tree.keysAt(path)) {
       const mine = this.#replica.get(key);
       const their = theirs.get(key);
       if (mine && (!their || compareVersions(mine.version, their) > 0)) {
-        this.#pushes.push(key);
+        pushes.push(key);
       }
     }
+    if (wants.length === 0 && pushes.length === 0) {
+      // The leaf hashes differ, yet every key has the same version on both
+      // sides: some key holds two values under one version. Exchanging
+      // those keys lets both sides keep the one that compareEntries picks.
+      wants.push(...sameVersion);
+      pushes.push(...sameVersion);
+    }
+    if (direction !== "push") this.#wants.push(...wants);
+    if (direction !== "pull") this.#pushes.push(...pushes);
   }
 
   /**
