@@ -12,7 +12,7 @@
  * @module
  */
 
-import { TestFleet } from "../tests/helpers/process.ts";
+import { TestFleet, type TestInstance } from "../tests/helpers/process.ts";
 import type { StatusReport } from "../lib/http/status.ts";
 import { PROTOCOL_VERSION } from "../lib/protocol/messages.ts";
 import { gossipUrl } from "../lib/net/link_manager.ts";
@@ -311,6 +311,31 @@ function bytesIn(report: StatusReport): number {
   return report.counters["bytes_in"] ?? 0;
 }
 
+/** Milliseconds to wait after membership is complete. */
+const SETTLE_MS = 5000;
+/** Updates sent before measuring, to build the eager tree. */
+const WARM_UP_UPDATES = 5;
+
+/** Waits until every instance lists `size` alive members, itself included. */
+async function waitForMembership(
+  instances: readonly TestInstance[],
+  size: number,
+): Promise<void> {
+  const deadline = performance.now() + 60_000;
+  while (performance.now() < deadline) {
+    const reports = await Promise.all(
+      instances.map((instance) => instance.status()),
+    );
+    const complete = reports.every((report) =>
+      report.members.filter((member) => member.state === "alive").length ===
+        size
+    );
+    if (complete) return;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`Membership of ${size} instances incomplete after 60 s`);
+}
+
 /** Runs the benchmark for one fleet size. */
 export async function measurePropagation(
   size: number,
@@ -335,8 +360,10 @@ export async function measurePropagation(
   const watcher = new ArrivalWatcher();
   const star = new StarSender();
   try {
-    // Let links form and the first reshuffles settle.
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    // Measure the steady state: wait until every instance lists every
+    // other as alive, then let the links that start-up opened be trimmed.
+    await waitForMembership(fleet.instances, size);
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
     const ids = fleet.instances.map((instance) => instance.options.id);
     await watcher.open(
       fleet.instances.map((instance) => ({
@@ -345,6 +372,19 @@ export async function measurePropagation(
       })),
     );
     await star.open(fleet.instances.map((instance) => instance.url));
+    // The first updates of a `tree` fleet go over every link and prune the
+    // links that bring duplicates, which builds the tree. They are not
+    // measured, in any mode.
+    for (let i = 0; i < WARM_UP_UPDATES; i++) {
+      const writer = fleet.instances[i % size]!;
+      const key = `bench.warmup.${i}`;
+      const arrived = watcher.expect(
+        key,
+        ids.filter((id) => id !== writer.options.id),
+      );
+      await writer.client.put(key, i);
+      await arrived;
+    }
 
     const gossip: number[] = [];
     const starTimes: number[] = [];

@@ -11,6 +11,7 @@
  * @module
  */
 
+import { join, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { type SettingName, SETTINGS, type Settings } from "./config.ts";
@@ -257,7 +258,7 @@ export const ManifestSchema = z.strictObject({
     "Timing preset of every instance: local (one machine), lan (one data centre), wan (edge regions)",
   ),
   data_dir: z.string().min(1).default(".grapevine").describe(
-    "Folder of the KV files of a local fleet (main.ts fleet), relative to the manifest",
+    "Folder of the KV files of a local fleet (main.ts fleet); a relative path is relative to the manifest",
   ),
   kv_path: KvPathSchema.default(DEFAULT_KV_PATH).describe(
     "KV file of each deployed instance; {id}, {region} and {fleet} are replaced per instance",
@@ -515,7 +516,7 @@ function plan(
     host,
     port: instance.port,
     url: instance.url ?? `http://${host}:${instance.port}`,
-    kvPath: `${baseDir}/${manifest.data_dir}/${id}.kv`,
+    kvPath: join(resolve(baseDir, manifest.data_dir), `${id}.kv`),
   };
 }
 

@@ -119,6 +119,8 @@ Deno.test("manifest plans instances, seeds and resized fleets", () => {
   assert.deepEqual(planned.map((item) => item.id), ["a1", "a2", "b1"]);
   assert.equal(planned[0]!.url, "http://127.0.0.1:9001");
   assert.equal(planned[0]!.kvPath, "/base/.grapevine/a1.kv");
+  const absolute = parseManifest(MANIFEST + "data_dir: /srv/kv\n", "test.yml");
+  assert.equal(planInstances(absolute, "/base")[0]!.kvPath, "/srv/kv/a1.kv");
   assert.deepEqual(seedUrls(manifest, planned), ["http://127.0.0.1:9001"]);
   const resized = planInstances(manifest, "/base", 6);
   assert.deepEqual(resized.map((item) => `${item.id}:${item.port}`), [

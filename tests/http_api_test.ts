@@ -107,6 +107,14 @@ Deno.test("HTTP API rejects bad input and keeps data", async (t) => {
         "invalid_value",
       ],
       [
+        "number beyond a double",
+        "PUT",
+        "/v1/config/huge-number",
+        '{"limit": 1e400}',
+        400,
+        "invalid_value",
+      ],
+      [
         "batch key __proto__",
         "POST",
         "/v1/config",

@@ -250,4 +250,14 @@ Deno.test("watch command prints changes and resumes by id", async () => {
   assert.equal(lines.length, 2, result.stdout);
   assert.match(lines[0]!, /app\.a = 1 \(version \d+\.\d+\.n1, local\)/);
   assert.match(lines[1]!, /app\.b = 2 /);
+
+  // An id ahead of the feed gets a reset, not silence.
+  const ahead = await fetch(`${url}/v1/watch`, {
+    headers: { "last-event-id": `${epoch}:999999` },
+  });
+  const aheadReader = ahead.body!.getReader();
+  const first = await readServerSentEvents(aheadReader).next();
+  await aheadReader.cancel();
+  assert.equal(first.value?.event, "reset");
+  assert.match(first.value?.data ?? "", /ahead of this instance's feed/);
 });

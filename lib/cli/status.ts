@@ -73,7 +73,7 @@ export async function fleetUrls(args: Args): Promise<string[]> {
 }
 
 /**
- * Asks the first manifest instance that answers for its members, so that a
+ * Requests the members of the first manifest instance that responds, so that a
  * fleet started with `fleet --size N`, or joined by other instances, is
  * checked whole. Suspect and dead members count, so that an instance that
  * failed shows as unreachable until the members forget it
@@ -287,8 +287,11 @@ export const statusCommand: Command = {
     const answered = status.instances.filter((row) => row.report);
     if (status.agree) {
       const report = answered[0]!.report!;
+      const summary = answered.length === 1
+        ? "the only instance answered"
+        : `all ${answered.length} instances agree`;
       console.log(
-        `\nall ${answered.length} instances agree: ${report.entries} entries, digest ${
+        `\n${summary}: ${report.entries} entries, digest ${
           report.digest.slice(0, 12)
         }`,
       );

@@ -675,8 +675,9 @@ function parseJson(
       ),
     };
   }
+  let value: unknown;
   try {
-    return { ok: true, value: JSON.parse(text), size: text.length };
+    value = JSON.parse(text);
   } catch (error) {
     return {
       ok: false,
@@ -688,6 +689,25 @@ function parseJson(
       ),
     };
   }
+  if (hasNonFiniteNumber(value)) {
+    return {
+      ok: false,
+      response: errorResponse(
+        c,
+        400,
+        "invalid_value",
+        "Request body has a number too large for a double, such as 1e400, which JSON would store as null; send it as a string",
+      ),
+    };
+  }
+  return { ok: true, value, size: text.length };
+}
+
+/** Returns whether parsed JSON contains Infinity, which JSON text cannot carry. */
+function hasNonFiniteNumber(value: unknown): boolean {
+  if (typeof value === "number") return !Number.isFinite(value);
+  if (typeof value !== "object" || value === null) return false;
+  return Object.values(value).some(hasNonFiniteNumber);
 }
 
 async function applyChanges<T>(

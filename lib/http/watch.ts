@@ -77,6 +77,14 @@ export function watchResponse(
           "The instance restarted since that event id; read the full state again",
         seq: startSeq,
       });
+    } else if (after !== undefined && after > startSeq) {
+      // An id this feed never issued; the client's state cannot be trusted.
+      replay.push({
+        type: "reset",
+        reason:
+          "That event id is ahead of this instance's feed; read the full state again",
+        seq: startSeq,
+      });
     } else if (after !== undefined) {
       const missed = feed.since(after, prefix);
       if (missed === undefined) {

@@ -151,7 +151,7 @@ export class Dissemination {
     this.#host.counters.inc("links_pruned");
   }
 
-  /** Whether tree dissemination pushes updates on the link to `peer`. */
+  /** Returns whether tree dissemination pushes updates on the link to `peer`. */
   isEager(peer: string): boolean {
     return this.#settings.dissemination === "tree" && !this.#lazy.has(peer);
   }
@@ -174,7 +174,7 @@ export class Dissemination {
    * it with a graft, which makes the link eager again: that repairs a tree
    * cut in two by concurrent prunes or closed links.
    *
-   * Each peer is told every recent update since the last announcement to it,
+   * Each peer is sent every recent update since the last announcement to it,
    * not only those of this round. A peer cut off from the tree is not picked
    * every round, and with the updates of one round only, it would lack the
    * updates of the rounds it was skipped until anti-entropy found them.
@@ -232,7 +232,7 @@ export class Dissemination {
    * Notes the announced updates this node lacks, to pull them with a graft
    * at the next round unless the tree delivers them first. Grafting at once
    * would race the eager copy, which is often a hop or two behind the
-   * announcement: the graft answer would then come first, and the eager
+   * announcement: the graft response would then come first, and the eager
    * copy would arrive as a duplicate and prune a working link of the tree.
    * Plumtree waits with a timer for the same reason.
    */
@@ -274,7 +274,7 @@ export class Dissemination {
   }
 
   /**
-   * Sends the entries a graft asks for and makes the link eager. A graft
+   * Sends the entries a graft requests and makes the link eager. A graft
    * without keys comes from a peer whose eager link closed: the updates in
    * flight on that link are lost, so the peer gets an announcement of those
    * not yet announced to it and pulls what it lacks.

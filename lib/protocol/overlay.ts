@@ -56,9 +56,9 @@ export interface OverlayHost {
   send(link: number, frame: Frame): void;
   closeLink(link: number, reason: CloseReason): void;
   /**
-   * Whether updates spread eagerly on the link to `peer`; the overlay closes
-   * such a link only when it has no other choice, because closing it cuts
-   * the tree of eager links.
+   * Returns whether updates spread eagerly on the link to `peer`. The overlay
+   * closes such a link only when it has no other choice, because closing it
+   * cuts the tree of eager links.
    */
   carriesTree?(peer: string): boolean;
 }

@@ -214,7 +214,7 @@ export class SyncSession {
     }
     if (wants.length === 0 && pushes.length === 0) {
       // The leaf hashes differ, yet every key has the same version on both
-      // sides: some key holds two values under one version. Exchanging
+      // sides: some key has two values under one version. Exchanging
       // those keys lets both sides keep the one that compareEntries picks.
       wants.push(...sameVersion);
       pushes.push(...sameVersion);
