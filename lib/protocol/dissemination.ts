@@ -210,9 +210,12 @@ export class Dissemination {
   }
 
   /**
-   * Picks up to `lazyPushFanout` lazy links for an announcement: with region
-   * awareness, links in this node's region first and at most one link to
-   * another region, because each region repairs its own part of the tree.
+   * Picks up to `lazyPushFanout` lazy links for an announcement. With region
+   * awareness, they are links in this node's region, because each region
+   * repairs its own part of the tree, plus at times one link to another
+   * region: with a chance of 2 / (members in the region) per round, so that
+   * about two instances per region and round announce across, and a region
+   * cut off from the tree hears of what it missed within a round or two.
    */
   #announceTargets(lazy: string[]): string[] {
     const shuffled = shuffle(lazy, this.#host.random);
@@ -220,11 +223,13 @@ export class Dissemination {
     if (this.#settings.regionAwareness === "off") {
       return shuffled.slice(0, fanout);
     }
-    const side = (peer: string) => this.#host.overlay.sideOf(peer);
-    const chosen = shuffled.filter((peer) => side(peer) === "local")
+    const overlay = this.#host.overlay;
+    const chosen = shuffled.filter((peer) => overlay.sideOf(peer) === "local")
       .slice(0, fanout);
-    const remote = shuffled.find((peer) => side(peer) === "remote");
-    if (chosen.length < fanout && remote) chosen.push(remote);
+    const remote = shuffled.find((peer) => overlay.sideOf(peer) === "remote");
+    const across = chosen.length < fanout ||
+      this.#host.random() < 2 / overlay.regionSize();
+    if (remote && across) chosen.push(remote);
     return chosen;
   }
 

@@ -341,6 +341,16 @@ export class Overlay {
   }
 
   /** Returns whether a member is in this node's region or another one. */
+  /** Returns the number of alive members in this node's region, itself included. */
+  regionSize(): number {
+    const region = this.#host.members.self.region;
+    let size = 1;
+    for (const member of this.#host.members.others()) {
+      if (member.state === "alive" && member.region === region) size++;
+    }
+    return size;
+  }
+
   sideOf(id: string): Side {
     const region = this.#host.members.get(id)?.region;
     return region === this.#host.members.self.region ? "local" : "remote";
