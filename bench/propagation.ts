@@ -311,8 +311,6 @@ function bytesIn(report: StatusReport): number {
   return report.counters["bytes_in"] ?? 0;
 }
 
-/** Milliseconds to wait after membership is complete. */
-const SETTLE_MS = 5000;
 /** Updates sent before measuring, to build the eager tree. */
 const WARM_UP_UPDATES = 5;
 
@@ -336,12 +334,16 @@ async function waitForMembership(
   throw new Error(`Membership of ${size} instances incomplete after 60 s`);
 }
 
-/** Runs the benchmark for one fleet size. */
+/**
+ * Runs the benchmark for one fleet size and mode. The fleet settles for
+ * `settleMs` after its membership is complete, before the warm-up updates.
+ */
 export async function measurePropagation(
   size: number,
   updates: number,
   dissemination: "tree" | "random" | "flood",
   log: (line: string) => void = () => {},
+  settleMs = 5000,
 ): Promise<PropagationResult> {
   const fleet = await TestFleet.start(size, {
     flags: [
@@ -363,7 +365,7 @@ export async function measurePropagation(
     // Measure the steady state: wait until every instance lists every
     // other as alive, then let the links that start-up opened be trimmed.
     await waitForMembership(fleet.instances, size);
-    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+    await new Promise((resolve) => setTimeout(resolve, settleMs));
     const ids = fleet.instances.map((instance) => instance.options.id);
     await watcher.open(
       fleet.instances.map((instance) => ({

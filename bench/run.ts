@@ -47,6 +47,8 @@ const args = parseArgs({
 const quick = Boolean(args.values.quick);
 const updates = Number(args.values.updates ?? (quick ? 40 : 200));
 const sizes = quick ? [5] : [5, 20, 50];
+/** Milliseconds each propagation fleet settles after membership is complete. */
+const settleMs = quick ? 1000 : 5000;
 const modes = ["tree", "flood", "random"] as const;
 const out = args.values.out ??
   new URL(quick ? "./RESULTS.quick.md" : "./RESULTS.md", import.meta.url)
@@ -99,7 +101,9 @@ for (const size of sizes) {
   for (const mode of modes) {
     console.log(`propagation: N=${size}, ${mode}, ${updates} updates`);
     try {
-      results.push(await measurePropagation(size, updates, mode, console.log));
+      results.push(
+        await measurePropagation(size, updates, mode, console.log, settleMs),
+      );
     } catch (error) {
       const message = `propagation N=${size} ${mode}: ${
         (error as Error).message
@@ -200,7 +204,9 @@ each, which is the one-hop floor. The star updates run on the same fleet
 right after the gossip updates (an instance spreads an update pushed to it
 as an anti-entropy repair, and interleaved star updates would prune the tree
 the gossip updates use), and each dissemination mode runs on a fleet of its
-own, measured once every instance lists all N as alive, 5 s later, after 5
+own, measured once every instance lists all N as alive, ${
+  settleMs / 1000
+} s later, after 5
 warm-up updates that build the tree and are not counted: \`tree\` (the default:
 eager push on a pruned spanning tree, lazy announcements on the other
 links), \`flood\` (every instance forwards to all its links on first
