@@ -163,7 +163,7 @@ export class GrapevineClient {
 
   /**
    * Fetches one entry; a missing or deleted key raises a `ClientError` with
-   * status 404 whose message says which of the two it is.
+   * status 404 whose message tells the two apart.
    */
   async entry(key: string): Promise<EntryView> {
     return await this.#request<EntryView>("GET", configPath(key));

@@ -8,7 +8,7 @@ import { Replica } from "../lib/protocol/replica.ts";
 import { RumorBuffer } from "../lib/protocol/rumors.ts";
 import { seededRandom } from "../lib/sim/random.ts";
 
-/** A tree dissemination with lazy links to `peers` and a log of its frames. */
+/** Builds a tree dissemination with lazy links to `peers` and a log of its frames. */
 function lazyNode(peers: string[], seed: number) {
   const settings = {
     ...defaultSettings("local"),
