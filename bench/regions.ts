@@ -283,7 +283,7 @@ Region awareness makes an instance dial \`crossRegionLinks\` (2) of its links
 in other regions and the rest in its own. Links that others dial count toward
 that share too: an instance past it closes a cross-region link it dialled.
 The \`ihave\` frames are the lazy announcements of tree dissemination: every
-lazy push interval (500 ms in the \`local\` preset) in which it applied
+lazy push interval (250 ms in the \`local\` preset) in which it applied
 updates, an instance announces them on \`lazyPushFanout\` (1) random pruned
 link. With region awareness on, that link is in its own region when it has
 one there. Each announcement lists every update since the last announcement

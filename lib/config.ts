@@ -530,7 +530,7 @@ export const PRESETS: Record<
   // rounds can be short and failures are noticed quickly.
   local: {
     gossipIntervalMs: 100, // memberlist's local preset gossips every 100 ms
-    lazyPushIntervalMs: 500, // repairs a broken eager path within half a second
+    lazyPushIntervalMs: 250, // repairs a broken eager path within a quarter second
     antiEntropyIntervalMs: 2 * SECOND, // cheap on loopback; repairs show fast
     shuffleIntervalMs: 10 * SECOND, // a small fleet reshuffles visibly
     keepaliveIntervalMs: SECOND,

@@ -69,14 +69,22 @@ Deno.test("lazy announcements carry each peer's backlog", () => {
   }
 });
 
-Deno.test("lazy announcements skip rounds without updates", () => {
-  const { dissemination, sent, interval } = lazyNode(["b", "c"], 1);
+Deno.test("lazy announcements go on for two quiet rounds", () => {
+  const { dissemination, sent, interval } = lazyNode(["b", "c", "d", "e"], 1);
   dissemination.noteApplied({ key: "k", value: "1", version: [1, 0, "a"] });
-  dissemination.lazyPush(0);
-  assert.equal(sent.length, 1);
-  dissemination.lazyPush(interval);
-  dissemination.lazyPush(2 * interval);
-  assert.equal(sent.length, 1);
+  for (let round = 0; round < 6; round++) {
+    dissemination.lazyPush(round * interval);
+  }
+  // The round with the update and two quiet rounds, each to a new peer.
+  assert.equal(sent.length, 3);
+  assert.equal(new Set(sent.map(({ peer }) => peer)).size, 3);
+  for (const { frame } of sent) {
+    assert.deepEqual(frame, {
+      v: 1,
+      type: "ihave",
+      items: [["k", [1, 0, "a"]]],
+    });
+  }
 });
 
 Deno.test("regraft of a lazy link announces its backlog", () => {

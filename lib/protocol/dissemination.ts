@@ -24,6 +24,15 @@ import type { Replica } from "./replica.ts";
 import { type RemovalReason, type RumorBuffer, shuffle } from "./rumors.ts";
 import { entrySize } from "./sync.ts";
 
+/**
+ * Rounds without new updates in which lazy announcements go on, each to
+ * links that have not heard of the recent updates. They cost up to this many
+ * more `ihave` frames per instance after the last update of a burst, and
+ * give an instance that the tree missed this many more chances to hear of it
+ * before anti-entropy.
+ */
+const QUIET_ROUNDS = 2;
+
 /** Lazy links grafted back when an eager link closes. */
 const REGRAFT_LINKS = 2;
 
@@ -62,6 +71,10 @@ export class Dissemination {
   #seq = 0;
   /** Number of the newest update in the last announcement round. */
   #roundSeq = 0;
+  /** Numbers of the newest update at the start of the last few rounds. */
+  readonly #roundStarts: number[] = [];
+  /** Rounds in a row without a new update. */
+  #quietRounds = 0;
   /** Number of the newest update announced to each lazy peer. */
   readonly #announced = new Map<string, number>();
   #nextLazyPushMs = 0;
@@ -169,25 +182,32 @@ export class Dissemination {
   }
 
   /**
-   * Every `lazyPushIntervalMs` in which updates were applied here, announces
-   * them to `lazyPushFanout` random lazy links. A peer that lacks one pulls
-   * it with a graft, which makes the link eager again: that repairs a tree
-   * cut in two by concurrent prunes or closed links.
+   * Every `lazyPushIntervalMs` in which updates were applied here, and in the
+   * {@link QUIET_ROUNDS} rounds after the last such one, announces them to
+   * `lazyPushFanout` random lazy links that have not heard of them. A peer
+   * that lacks one pulls it with a graft, which makes the link eager again:
+   * that repairs a tree cut in two by concurrent prunes or closed links.
    *
    * Each peer is sent every recent update since the last announcement to it,
    * not only those of this round. A peer cut off from the tree is not picked
-   * every round, and with the updates of one round only, it would lack the
-   * updates of the rounds it was skipped until anti-entropy found them.
+   * every round. With the updates of one round only, it would lack those of
+   * the rounds it was skipped until anti-entropy found them, and without the
+   * quiet rounds, so would a peer that missed the last update of a burst.
    */
   lazyPush(now: number): void {
     if (this.#settings.dissemination !== "tree") return;
     this.#graftWanted();
     if (now < this.#nextLazyPushMs) return;
     this.#nextLazyPushMs = now + this.#settings.lazyPushIntervalMs;
-    if (this.#seq === this.#roundSeq) return;
-    const roundStart = this.#roundSeq;
+    const quiet = this.#seq === this.#roundSeq;
+    this.#quietRounds = quiet ? this.#quietRounds + 1 : 0;
+    if (this.#quietRounds > QUIET_ROUNDS) return;
+    // A peer never announced to hears of the updates of the last few rounds.
+    this.#roundStarts.push(this.#roundSeq);
+    if (this.#roundStarts.length > QUIET_ROUNDS + 1) this.#roundStarts.shift();
+    const oldest = this.#roundStarts[0]!;
     this.#roundSeq = this.#seq;
-    const since = (peer: string) => this.#announced.get(peer) ?? roundStart;
+    const since = (peer: string) => this.#announced.get(peer) ?? oldest;
     // A link pruned after the last update carried every update eagerly.
     const lazy = [...this.#lazy].filter((peer) =>
       this.#host.overlay.linkTo(peer) && since(peer) < this.#seq
