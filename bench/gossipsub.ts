@@ -13,7 +13,7 @@
  */
 
 import { fileURLToPath } from "node:url";
-import { quantile, type Summary } from "./propagation.ts";
+import { summarize, type Summary } from "./propagation.ts";
 
 const PEER_DIR = fileURLToPath(new URL("./gossipsub/", import.meta.url));
 /** Links each peer dials, so that every peer can fill a mesh of degree 6. */
@@ -234,16 +234,6 @@ function pickOthers(index: number, size: number, count: number): number[] {
     [others[i], others[j]] = [others[j]!, others[i]!];
   }
   return others.slice(0, count);
-}
-
-function summarize(samples: number[]): Summary {
-  const sorted = [...samples].sort((a, b) => a - b);
-  return {
-    count: sorted.length,
-    medianMs: quantile(sorted, 0.5),
-    p99Ms: quantile(sorted, 0.99),
-    maxMs: sorted[sorted.length - 1] ?? NaN,
-  };
 }
 
 /**

@@ -12,7 +12,8 @@
  * @module
  */
 
-import { TestFleet, type TestInstance } from "../tests/helpers/process.ts";
+import { waitAllAlive } from "../tests/helpers/membership.ts";
+import { TestFleet } from "../tests/helpers/process.ts";
 import type { StatusReport } from "../lib/http/status.ts";
 import { PROTOCOL_VERSION } from "../lib/protocol/messages.ts";
 import { gossipUrl } from "../lib/net/link_manager.ts";
@@ -314,26 +315,6 @@ function bytesIn(report: StatusReport): number {
 /** Updates sent before measuring, to build the eager tree. */
 const WARM_UP_UPDATES = 5;
 
-/** Waits until every instance lists `size` alive members, itself included. */
-async function waitForMembership(
-  instances: readonly TestInstance[],
-  size: number,
-): Promise<void> {
-  const deadline = performance.now() + 60_000;
-  while (performance.now() < deadline) {
-    const reports = await Promise.all(
-      instances.map((instance) => instance.status()),
-    );
-    const complete = reports.every((report) =>
-      report.members.filter((member) => member.state === "alive").length ===
-        size
-    );
-    if (complete) return;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error(`Membership of ${size} instances incomplete after 60 s`);
-}
-
 /**
  * Runs the benchmark for one fleet size and mode. The fleet settles for
  * `settleMs` after its membership is complete, before the warm-up updates.
@@ -364,7 +345,11 @@ export async function measurePropagation(
   try {
     // Measure the steady state: wait until every instance lists every
     // other as alive, then let the links that start-up opened be trimmed.
-    await waitForMembership(fleet.instances, size);
+    await waitAllAlive(
+      fleet.instances,
+      fleet.instances.map((instance) => instance.options.id),
+      60_000,
+    );
     await new Promise((resolve) => setTimeout(resolve, settleMs));
     const ids = fleet.instances.map((instance) => instance.options.id);
     await watcher.open(

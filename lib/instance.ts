@@ -295,16 +295,15 @@ export class Instance implements InstanceApi, AsyncDisposable {
     if (!verifier) {
       // A version chosen by the client could equal one stamped elsewhere
       // with another value, and only publisher signatures vouch for it.
-      const given = changes.find((change) => change.version !== undefined);
-      if (given) {
-        throw new WriteError(given.key, {
+      const signed = changes.find((change) => change.version !== undefined);
+      if (signed) {
+        throw new WriteError(signed.key, {
           code: "bad_signature",
           message:
-            `Write of ${given.key} carries a publisher version and signature, but this instance has no publisher keys; send it unsigned, or configure the publisher keys`,
+            `Write of ${signed.key} carries a publisher version and signature, but this instance has no publisher keys; send it unsigned, or configure the publisher keys`,
         });
       }
-    }
-    if (verifier) {
+    } else {
       for (const change of changes) {
         if (change.version === undefined) {
           throw new WriteError(change.key, {

@@ -171,9 +171,9 @@ export class Dissemination {
 
   /**
    * Makes a link eager again on this end after it brought an update this node
-   * lacked, as Plumtree does. The peer pushed on it, so its end is eager, and
-   * a link that is eager on one end only carries updates in one direction:
-   * that happens when a graft crosses a feedback frame that prunes the link.
+   * lacked, as Plumtree does. The peer pushed on it, so its end is eager. A
+   * link that is eager on one end only carries updates in one direction, and
+   * it arises when a graft crosses a feedback frame that prunes the link.
    */
   delivered(peer: string): void {
     if (this.#settings.dissemination !== "tree") return;
@@ -232,10 +232,10 @@ export class Dissemination {
   /**
    * Picks up to `lazyPushFanout` lazy links for an announcement. With region
    * awareness, they are links in this node's region, because each region
-   * repairs its own part of the tree, plus at times one link to another
-   * region: with a chance of 2 / (members in the region) per round, so that
-   * about two instances per region and round announce across, and a region
-   * cut off from the tree hears of what it missed within a round or two.
+   * repairs its own part of the tree. One link to another region is added
+   * with a chance of 2 / (members in the region) per round. So about two
+   * instances per region announce across each round, and a region cut off
+   * from the tree hears of what it missed within a round or two.
    */
   #announceTargets(lazy: string[]): string[] {
     const shuffled = shuffle(lazy, this.#host.random);
@@ -305,11 +305,9 @@ export class Dissemination {
    * not yet announced to it and pulls what it lacks.
    */
   receiveGraft(link: number, peer: string, frame: FrameOf<"graft">): void {
+    // Only tree dissemination marks links lazy.
     const wasLazy = this.#lazy.delete(peer);
-    if (
-      wasLazy && frame.keys.length === 0 &&
-      this.#settings.dissemination === "tree"
-    ) {
+    if (wasLazy && frame.keys.length === 0) {
       this.#announce(link, this.#announced.get(peer) ?? this.#roundSeq);
     }
     this.#announced.delete(peer);
