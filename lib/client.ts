@@ -163,7 +163,7 @@ export class GrapevineClient {
 
   /**
    * Fetches one entry; a missing or deleted key raises a `ClientError` with
-   * status 404 whose message tells the two apart.
+   * status 404 whose message states which of the two applies.
    */
   async entry(key: string): Promise<EntryView> {
     return await this.#request<EntryView>("GET", configPath(key));

@@ -221,7 +221,7 @@ export const statusCommand: Command = {
       type: "string",
       value: "URL",
       help:
-        "One instance's base URL, instead of the manifest; the members it lists are asked too",
+        "One instance's base URL, instead of the manifest; the members it lists are queried too",
     },
     size: {
       type: "string",

@@ -138,11 +138,11 @@ export function supersedes(incoming: Entry, current: Entry | undefined) {
 }
 
 /**
- * Orders two entries of one key: by version, then, for equal versions, a
- * delete above a value and a value above the values it is less than as a
- * string. Equal versions with different values arise only from a fault (two
- * instances with one id, such as a copied KV file), and the fixed order
- * makes every node keep the same one.
+ * Orders two entries of one key by version. For equal versions, a delete
+ * orders above a value, and of two values the greater string is above.
+ * Equal versions with different values arise only from a fault, such as two
+ * instances with one id, and the fixed order makes every node keep the same
+ * one.
  */
 export function compareEntries(a: Entry, b: Entry): number {
   const order = compareVersions(a.version, b.version);
